@@ -1,0 +1,190 @@
+"""The run directory: where a batch keeps its records, its manifest and its bad rows.
+
+A run directory holds ``records.jsonl`` (local runs) and ``records-*.jsonl`` shards (one per Ray
+worker), ``run.json`` (config, versions, counts, usage, timing) and ``bad_rows.jsonl``. Records are
+appended one line at a time with a single ``write`` on an ``O_APPEND`` descriptor followed by
+``fsync``, so a crash can at worst leave one torn last line; readers skip it and writers cut it off
+before appending, which is what makes ``kill -9`` followed by a rerun end with every row once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RECORDS_FILE = "records.jsonl"
+SHARD_GLOB = "records-*.jsonl"
+RUN_FILE = "run.json"
+BAD_ROWS_FILE = "bad_rows.jsonl"
+
+
+def record_files(run_dir: str | Path) -> list[Path]:
+    """Every records file of a run: the local file first, then the shards in name order."""
+    run_dir = Path(run_dir)
+    files = []
+    main = run_dir / RECORDS_FILE
+    if main.exists():
+        files.append(main)
+    files.extend(sorted(run_dir.glob(SHARD_GLOB)))
+    return files
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Cut a torn last line (no trailing newline) off ``path``; returns the bytes removed.
+
+    A record is only complete once its newline is on disk, so anything after the last newline
+    is a write that a crash interrupted; the row it belonged to is simply redone.
+    """
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        # walk back to the last newline in blocks
+        pos = size
+        block = 65536
+        keep = 0
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            idx = chunk.rfind(b"\n")
+            if idx >= 0:
+                keep = start + idx + 1
+                break
+            pos = start
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return size - keep
+
+
+def iter_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the complete JSON objects of a records file, skipping a torn or corrupt line."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break  # torn tail from an interrupted write
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+def iter_run_records(run_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield every record line of a run (all files), in file order, duplicates included."""
+    for path in record_files(run_dir):
+        yield from iter_jsonl_records(path)
+
+
+def latest_records(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """One record per id: a successful record wins over a failed one; among equals the last wins.
+
+    A failed row retried with ``--retry-failed`` leaves its old failure line in the file; the
+    successful retry supersedes it here, so exports and counts see each row once.
+    """
+    best: dict[str, dict[str, Any]] = {}
+    for rec in iter_run_records(run_dir):
+        rid = rec.get("id")
+        if rid is None:
+            continue
+        rid = str(rid)
+        prev = best.get(rid)
+        if prev is None or not is_failed(rec) or is_failed(prev):
+            best[rid] = rec
+    return best
+
+
+def is_failed(record: dict[str, Any]) -> bool:
+    """A record counts as failed when it carries an error or has no answer at all."""
+    return bool(record.get("error")) or not record.get("iterates")
+
+
+@dataclass
+class RunState:
+    """What earlier invocations already did: ids finished and ids that failed."""
+
+    done: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> RunState:
+        state = cls()
+        for rid, rec in latest_records(run_dir).items():
+            (state.failed if is_failed(rec) else state.done).add(rid)
+        return state
+
+
+class RecordWriter:
+    """Appends one JSON line per record durably: one ``os.write`` on O_APPEND, then ``fsync``."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_torn_tail(self.path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fsync = fsync
+        self.written = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        data = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        if self._fsync:
+            os.fsync(self._fd)
+        self.written += 1
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write JSON to a temporary file and rename it over ``path``: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, ensure_ascii=False, indent=2, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_run_json(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError):
+        return {}
