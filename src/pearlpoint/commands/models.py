@@ -1,0 +1,46 @@
+"""``pearl models``: which backends are usable here and which one is the default."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import typer
+
+from pearlpoint.commands.common import ConfigOpt, settings_from_flags
+
+
+def _status() -> list[tuple[str, bool, str]]:
+    rows = []
+    try:
+        from pearlpoint.llm.embedded import find_default_gguf
+
+        gguf = find_default_gguf()
+        ok = importlib.util.find_spec("llama_cpp") is not None
+        rows.append(("embedded", ok, f"{gguf.name}" + ("" if ok else " (llama-cpp-python missing)")))
+    except Exception as exc:  # a missing extra is information here, not an error
+        rows.append(("embedded", False, str(exc)))
+    rows.append(("openai", importlib.util.find_spec("openai") is not None,
+                 "any OpenAI-compatible endpoint: --base-url URL [--model-name NAME]"))
+    hf_ok = importlib.util.find_spec("transformers") is not None and importlib.util.find_spec("torch") is not None
+    rows.append(("hf", hf_ok, "a local transformers directory: --model-name PATH"
+                 + ("" if hf_ok else " (needs pearlpoint[train])")))
+    return rows
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def models(config: Path | None = ConfigOpt) -> None:
+        """List the model backends, whether each is usable, and the configured default."""
+        from rich.console import Console
+        from rich.table import Table
+
+        settings = settings_from_flags(config)
+        table = Table(title="pearlpoint model backends")
+        table.add_column("backend")
+        table.add_column("available")
+        table.add_column("default")
+        table.add_column("details")
+        for name, ok, detail in _status():
+            table.add_row(name, "yes" if ok else "no", "*" if name == settings.model else "", detail)
+        Console().print(table)

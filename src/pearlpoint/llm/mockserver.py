@@ -1,0 +1,133 @@
+"""A real OpenAI-compatible HTTP server on loopback, for tests and benchmarks.
+
+It answers after a fixed delay with a scripted reply (a string or a function of the messages), can
+fail on purpose (status codes, garbage bodies, hangs) and streams in the OpenAI chunk format. It is
+an upstream stand-in, not a model: tests of features use the embedded model or a llama.cpp server.
+
+    with MockServer(delay_s=0.1, reply="hello") as srv:
+        model = get_model("openai", base_url=srv.base_url, model_name="mock")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+Reply = str | Callable[[list[dict[str, Any]]], str]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MockServer:
+    def __init__(self, *, delay_s: float = 0.0, reply: Reply = "ok", model: str = "mock",
+                 fail_statuses: list[int] | None = None, garbage: bool = False, hang: bool = False,
+                 api_key: str | None = None, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.delay_s = delay_s
+        self.reply = reply
+        self.model = model
+        self.fail_statuses = list(fail_statuses or [])  # consumed one per request, then succeed
+        self.garbage = garbage
+        self.hang = hang
+        self.api_key = api_key
+        self.host = host
+        self.port = port or free_port()
+        self.requests: list[dict[str, Any]] = []
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def _reply_for(self, messages: list[dict[str, Any]]) -> str:
+        return self.reply(messages) if callable(self.reply) else self.reply
+
+    def _app(self) -> Any:
+        from fastapi import FastAPI, Request
+        from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+        app = FastAPI()
+
+        @app.get("/v1/models")
+        async def models() -> dict[str, Any]:
+            return {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "mock"}]}
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> Any:
+            if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
+                return JSONResponse({"error": {"message": "bad key", "type": "auth"}}, status_code=401)
+            body = await request.json()
+            self.requests.append(body)
+            if self.hang:
+                await asyncio.sleep(3600)
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            if self.fail_statuses:
+                status = self.fail_statuses.pop(0)
+                return JSONResponse({"error": {"message": f"scripted failure {status}", "type": "mock"}},
+                                    status_code=status)
+            if self.garbage:
+                return PlainTextResponse("<html>definitely not json", status_code=200)
+            text = self._reply_for(body.get("messages", []))
+            created = int(time.time())
+            if body.get("stream"):
+                async def gen() -> Any:
+                    words = text.split(" ")
+                    for i, w in enumerate(words):
+                        piece = w if i == 0 else " " + w
+                        chunk = {"id": "mock-1", "object": "chat.completion.chunk", "created": created,
+                                 "model": self.model,
+                                 "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                        yield f"data: {json.dumps(chunk)}\n\n"
+                    end = {"id": "mock-1", "object": "chat.completion.chunk", "created": created,
+                           "model": self.model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    yield f"data: {json.dumps(end)}\n\n"
+                    yield "data: [DONE]\n\n"
+
+                return StreamingResponse(gen(), media_type="text/event-stream")
+            prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
+            return {
+                "id": "mock-1", "object": "chat.completion", "created": created, "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": max(1, len(text) // 4),
+                          "total_tokens": prompt_tokens + max(1, len(text) // 4)},
+            }
+
+        return app
+
+    def start(self) -> MockServer:
+        import uvicorn
+
+        config = uvicorn.Config(self._app(), host=self.host, port=self.port, log_level="error",
+                                access_log=False, lifespan="off", backlog=4096, limit_concurrency=None)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"mock server did not start on {self.host}:{self.port}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
