@@ -1,0 +1,646 @@
+"""The OpenAI-compatible CSA proxy as a FastAPI app.
+
+One request: authenticate -> rate-limit -> read a bounded body -> validate -> decide (assess, solve,
+steer; in a thread pool) -> call the upstream with a hidden steering message -> optionally refine
+with Lingo-BP -> cut any leaked steering text -> answer (JSON or SSE) -> metrics + audit.
+
+Everything a config reload may change lives in :class:`ServeState`, swapped atomically; a request
+keeps the state it started with, so a reload never changes a request half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from pearlpoint.errors import PearlError
+from pearlpoint.serve.audit import AuditEntry, AuditLog, conversation_hash
+from pearlpoint.serve.auth import KeyRing
+from pearlpoint.serve.config import ServeConfig, load_config
+from pearlpoint.serve.csa import CSAEngine, Decision, PriorDecision
+from pearlpoint.serve.leak import LeakGuard, StreamLeakFilter
+from pearlpoint.serve.metrics import ServeMetrics
+from pearlpoint.serve.schemas import (
+    ChatRequest,
+    chunk_body,
+    completion_body,
+    describe_validation_error,
+    error_body,
+    new_completion_id,
+)
+
+log = logging.getLogger("pearlpoint.serve")
+
+
+class ApiError(Exception):
+    """An error answered to the client as an OpenAI-style body."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers or {}
+
+
+@dataclass
+class ServeState:
+    cfg: ServeConfig
+    keyring: KeyRing
+    engine: CSAEngine
+    upstream: Any
+    judge: Any
+    audit: AuditLog | None
+    version: int = 1
+    secrets: list[str] = field(default_factory=list)
+
+
+def build_upstream(cfg: ServeConfig) -> Any:
+    from pearlpoint.llm import get_model
+
+    u = cfg.upstream
+    return get_model(u.model, base_url=u.base_url, model_name=u.model_name, api_key=u.api_key,
+                     timeout_s=u.timeout_s, max_retries=u.max_retries, concurrency=u.concurrency, cache=False,
+                     budget_calls=None, budget_tokens=None)
+
+
+def build_judge(cfg: ServeConfig, upstream: Any) -> Any:
+    r = cfg.refine
+    if r.steps == 0 or r.judge_model is None:
+        return upstream
+    from pearlpoint.llm import get_model
+
+    return get_model(r.judge_model, base_url=r.judge_base_url, model_name=r.judge_model_name,
+                     api_key=r.judge_api_key, cache=False)
+
+
+def _secrets(cfg: ServeConfig) -> list[str]:
+    return [s for s in (cfg.upstream.api_key, cfg.refine.judge_api_key) if s]
+
+
+class Proxy:
+    """Owns the app, the metrics (which survive reloads) and the current :class:`ServeState`."""
+
+    def __init__(self, cfg: ServeConfig, *, engine: CSAEngine | None = None, upstream: Any = None,
+                 warm_up: bool = True, install_sighup: bool = False) -> None:
+        self.metrics = ServeMetrics()
+        self.started = time.time()
+        self.install_sighup = install_sighup
+        self._reload_lock = threading.Lock()
+        engine = engine or CSAEngine(cfg)
+        if warm_up:
+            engine.warm_up()
+        upstream = upstream if upstream is not None else build_upstream(cfg)
+        audit = AuditLog(cfg.audit.path, store_text=cfg.audit.store_text) if cfg.audit.enabled else None
+        self.state = ServeState(cfg=cfg, keyring=KeyRing(cfg.auth), engine=engine, upstream=upstream,
+                                judge=build_judge(cfg, upstream), audit=audit, secrets=_secrets(cfg))
+        if not cfg.auth.keys and not cfg.auth.allow_anonymous:
+            log.warning("no client keys configured and auth.allow_anonymous is false: every request gets 401")
+        self.app = create_app(self)
+
+    # ---- reload -------------------------------------------------------------------------------
+    def reload(self) -> dict[str, Any]:
+        """Re-read the config file and swap state. A bad file leaves the running config untouched."""
+        with self._reload_lock:
+            old = self.state
+            if old.cfg.source is None:
+                raise PearlError("this server was started without a config file; nothing to reload")
+            try:
+                cfg = load_config(old.cfg.source)
+                if cfg.csa == old.cfg.csa:
+                    engine = old.engine
+                else:
+                    engine = CSAEngine(cfg, memory=old.engine.memory)
+                    engine.warm_up()
+                upstream = old.upstream if cfg.upstream == old.cfg.upstream else build_upstream(cfg)
+                audit = old.audit
+                if cfg.audit != old.cfg.audit:
+                    audit = AuditLog(cfg.audit.path, store_text=cfg.audit.store_text) if cfg.audit.enabled else None
+                keyring = KeyRing(cfg.auth)
+                keyring.carry_buckets_from(old.keyring)
+                new = ServeState(cfg=cfg, keyring=keyring, engine=engine, upstream=upstream,
+                                 judge=build_judge(cfg, upstream), audit=audit, version=old.version + 1,
+                                 secrets=_secrets(cfg))
+            except PearlError as exc:
+                self.metrics.reloads.inc(result="error")
+                log.error("config reload failed, keeping version %d: %s", old.version, exc)
+                raise
+            self.state = new
+            if audit is not old.audit and old.audit is not None:
+                old.audit.close()
+            if engine is not old.engine:
+                old.engine.close()
+            self.metrics.reloads.inc(result="ok")
+            log.info("config reloaded from %s (version %d)", cfg.source, new.version)
+            return {"status": "reloaded", "version": new.version, "source": cfg.source,
+                    "keys": len(cfg.auth.keys), "models": cfg.models}
+
+    async def areload(self) -> dict[str, Any]:
+        return await asyncio.get_running_loop().run_in_executor(None, self.reload)
+
+    def close(self) -> None:
+        if self.state.audit is not None:
+            self.state.audit.close()
+        self.state.engine.close()
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+def _bearer(headers: Any) -> str | None:
+    auth = headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return headers.get("x-api-key") or None
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost", "testclient")
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body is {int(declared)} bytes; this server accepts at most {limit}",
+                       code="request_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body exceeds {limit} bytes", code="request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_request(raw: bytes, cfg: ServeConfig) -> ChatRequest:
+    if not raw.strip():
+        raise ApiError(400, "request body is empty; send a JSON object with 'model' and 'messages'",
+                       code="invalid_json")
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ApiError(400, "request body is not UTF-8 text", code="invalid_json") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                       code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"request body must be a JSON object, got {type(data).__name__}", code="invalid_json")
+    try:
+        req = ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        msg, param = describe_validation_error(exc)
+        raise ApiError(422, msg, param=param, code="invalid_value") from None
+    lim = cfg.limits
+    if len(req.messages) > lim.max_messages:
+        raise ApiError(413, f"{len(req.messages)} messages; this server accepts at most {lim.max_messages}",
+                       param="messages", code="too_many_messages")
+    for i, m in enumerate(req.messages):
+        if len(m.text()) > lim.max_message_chars:
+            raise ApiError(413, f"messages[{i}] has {len(m.text())} characters; the limit is {lim.max_message_chars}",
+                           param=f"messages.{i}.content", code="message_too_long")
+    if req.model not in cfg.models:
+        raise ApiError(404, f"model '{req.model}' does not exist on this server; available: {', '.join(cfg.models)}",
+                       param="model", code="model_not_found")
+    return req
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    out, seen = [], set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        out.append(cur)
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+def classify_upstream_error(exc: BaseException, timeout_s: float) -> ApiError:
+    """Map a model-layer failure to 504 (too slow) or 502 (down / broken), without upstream details."""
+    chain = _exception_chain(exc)
+    text = " ".join(str(e).lower() for e in chain)
+    if any(isinstance(e, (TimeoutError, asyncio.TimeoutError)) for e in chain) or any(
+            s in text for s in ("timed out", "no answer within", "stalled", "timeout")):
+        return ApiError(504, f"the upstream model did not answer in time (limit {timeout_s:g} s); try again later",
+                        code="upstream_timeout")
+    if "cannot reach" in text or "connection" in text:
+        return ApiError(502, "the upstream model is unreachable; try again later", code="upstream_unreachable")
+    return ApiError(502, "the upstream model returned an error or an invalid answer", code="upstream_bad_response")
+
+
+def _upstream_kind(err: ApiError) -> str:
+    return {"upstream_timeout": "timeout", "upstream_unreachable": "unreachable"}.get(err.code or "", "bad_response")
+
+
+def _pearl_headers(pearl: dict[str, Any]) -> dict[str, str]:
+    ut = pearl.get("user_types", {})
+    h = {
+        "x-pearl-category": str(pearl.get("category")),
+        "x-pearl-level": str(pearl.get("level")),
+        "x-pearl-intent": str(pearl.get("intent")),
+        "x-pearl-strategy": str(pearl.get("strategy")),
+        "x-pearl-user-types": ",".join(f"{k}={v:.3f}" for k, v in ut.items()),
+        "x-pearl-escalation": "1" if pearl.get("escalation") else "0",
+    }
+    return {k: v.encode("ascii", "replace").decode() for k, v in h.items()}
+
+
+def _upstream_messages(decision: Decision, req: ChatRequest) -> list[Any]:
+    from pearlpoint.llm import Message
+
+    msgs = []
+    if decision.steering:
+        msgs.append(Message(role="system", content=decision.steering))
+    for m in req.messages:
+        msgs.append(Message(role=m.plain_role, content=m.text()))  # type: ignore[arg-type]
+    return msgs
+
+
+def _should_refine(cfg: ServeConfig, decision: Decision) -> bool:
+    return cfg.refine.steps > 0 and decision.level in cfg.refine.levels
+
+
+async def _refine(state: ServeState, req: ChatRequest, decision: Decision, max_tokens: int) -> tuple[str, dict]:
+    """Lingo-BP refinement; returns the chosen answer and its judge scores."""
+    from pearlpoint.lingo import LingoConfig, respond_async
+    from pearlpoint.llm import Message
+
+    query = [Message(role=m.plain_role, content=m.text()) for m in req.messages  # type: ignore[arg-type]
+             if m.plain_role in ("user", "assistant")]
+    kw: dict[str, Any] = {"steps": state.cfg.refine.steps, "beta": state.cfg.csa.beta}
+    try:
+        lcfg = LingoConfig(**kw, max_tokens=max_tokens)
+    except (TypeError, ValidationError):
+        lcfg = LingoConfig(**kw)
+    record = await respond_async(query, generator=state.upstream, judge=state.judge,
+                                 assessor=state.engine.assessor, config=lcfg, lang=decision.lang)
+    chosen = record.chosen
+    if chosen is None or not (chosen.answer or "").strip():
+        raise PearlError(f"refinement produced no usable answer ({record.error or 'all iterates failed'})")
+    scores = {"satisfaction": chosen.satisfaction, "safety": chosen.safety,
+              "iterates": len(record.iterates), "chosen_index": record.chosen_index}
+    return chosen.answer, scores
+
+
+# ---- the app ----------------------------------------------------------------------------------
+def create_app(proxy: Proxy) -> Any:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        if proxy.install_sighup and threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+            loop = asyncio.get_running_loop()
+
+            def on_hup() -> None:
+                async def go() -> None:
+                    try:
+                        await proxy.areload()
+                    except PearlError as exc:
+                        log.error("SIGHUP reload failed: %s", exc)
+                loop.create_task(go())
+
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+        yield
+        proxy.close()
+
+    app = FastAPI(title="pearlpoint CSA proxy", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    metrics = proxy.metrics
+
+    def err(e: ApiError) -> Any:
+        return JSONResponse(error_body(e.status, e.message, param=e.param, code=e.code), status_code=e.status,
+                            headers=e.headers)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> Any:
+        return err(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Any:
+        msg = {404: "no such route", 405: "method not allowed on this route"}.get(exc.status_code, str(exc.detail))
+        return err(ApiError(exc.status_code, msg))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Any:
+        return err(ApiError(422, str(exc.errors()[0].get("msg", "invalid request"))))
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Any:
+        t0 = time.perf_counter()
+        route = request.url.path if request.url.path in _ROUTES else "other"
+        try:
+            response = await call_next(request)
+        except Exception:
+            metrics.requests.inc(route=route, status="500")
+            raise
+        metrics.requests.inc(route=route, status=str(response.status_code))
+        metrics.latency.observe(time.perf_counter() - t0, route=route)
+        return response
+
+    def authenticate(request: Request, state: ServeState) -> Any:
+        client = state.keyring.identify(_bearer(request.headers))
+        if client is None:
+            metrics.auth_failures.inc()
+            raise ApiError(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+        return client
+
+    @app.get("/healthz")
+    async def healthz() -> Any:
+        st = proxy.state
+        return {"status": "ok", "config_version": st.version, "uptime_s": round(time.time() - proxy.started, 1),
+                "models": st.cfg.models, "upstream": st.cfg.upstream.model}
+
+    @app.get("/metrics")
+    async def prom() -> Any:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Any:
+        st = proxy.state
+        authenticate(request, st)
+        return {"object": "list", "data": [{"id": m, "object": "model", "created": int(proxy.started),
+                                            "owned_by": "pearlpoint"} for m in st.cfg.models]}
+
+    @app.post("/admin/reload")
+    async def admin_reload(request: Request) -> Any:
+        st = proxy.state
+        if st.keyring.open:
+            if not _is_loopback(request.client.host if request.client else None):
+                raise ApiError(403, "reload without keys is allowed from loopback only", code="forbidden")
+        else:
+            client = authenticate(request, st)
+            if not client.admin:
+                raise ApiError(403, f"key '{client.name}' is not an admin key", code="forbidden")
+        try:
+            return await proxy.areload()
+        except PearlError as exc:
+            raise ApiError(400, f"reload failed, still running config version {st.version}: {exc}",
+                           code="reload_failed") from None
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        st = proxy.state
+        t0 = time.perf_counter()
+        rid = uuid.uuid4().hex[:16]
+        client = authenticate(request, st)
+        wait = st.keyring.take(client)
+        if wait > 0:
+            metrics.rate_limited.inc()
+            raise ApiError(429, f"rate limit for key '{client.name}' exceeded; retry in {wait:.1f} s",
+                           code="rate_limit_exceeded", headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+        req = _parse_request(await _read_body(request, st.cfg.limits.max_body_bytes), st.cfg)
+        lim = st.cfg.limits
+        max_tokens = min(req.max_completion_tokens or req.max_tokens or lim.default_max_tokens, lim.max_tokens_cap)
+        from pearlpoint.llm import GenerationParams
+
+        params = GenerationParams(temperature=0.7 if req.temperature is None else req.temperature,
+                                  max_tokens=max_tokens, top_p=req.top_p or 1.0, seed=req.seed,
+                                  stop=req.stop_list())
+        metrics.inflight.inc()
+        handed_to_stream = False
+        audit = AuditEntry(request_id=rid, client=client.name, model=req.model,
+                           prompt_hash=conversation_hash([{"role": m.role, "content": m.text()} for m in req.messages]),
+                           conversation=json.dumps([{"role": m.role, "content": m.text()} for m in req.messages],
+                                                   ensure_ascii=False),
+                           turns=sum(1 for m in req.messages if m.role == "user"), stream=req.stream)
+        try:
+            from pearlpoint.llm import Message
+
+            t = time.perf_counter()
+            try:
+                decision = await st.engine.decide(
+                    [Message(role=m.plain_role, content=m.text()) for m in req.messages])  # type: ignore[arg-type]
+            except Exception as exc:
+                log.exception("CSA decision failed")
+                raise ApiError(500, f"risk assessment failed: {type(exc).__name__}", code="csa_failed") from None
+            metrics.stage.observe(time.perf_counter() - t, stage="decide")
+            for stage, secs in decision.timings.items():
+                metrics.stage.observe(secs, stage=stage)
+            metrics.decisions.inc(level=decision.level, strategy=decision.strategy)
+            pearl = decision.public()
+            pearl["request_id"] = rid
+            _fill_audit(audit, decision)
+            guard = LeakGuard(protected=[decision.steering] if st.cfg.csa.leak_filter and decision.steering else [],
+                              secrets=st.secrets)
+            upstream_msgs = _upstream_messages(decision, req)
+            refine = _should_refine(st.cfg, decision)
+            headers = {"x-pearl-request-id": rid}
+            if st.cfg.expose_pearl:
+                headers.update(_pearl_headers(pearl))
+            if req.stream:
+                response = await _stream_response(proxy, st, req, decision, pearl, guard, upstream_msgs, params,
+                                                  refine, headers, audit, t0, StreamingResponse)
+                handed_to_stream = True  # the stream body now owns metrics and audit
+                return response
+            text, finish, usage = await _complete(proxy, st, req, decision, pearl, upstream_msgs, params, refine, audit)
+            text, leaked = guard.clean(text, decision.lang)
+            if leaked:
+                metrics.leaks.inc()
+                finish = "content_filter"
+            pearl["leak_blocked"] = leaked
+            _remember(st, req, decision, text)
+            audit.answer, audit.leak_blocked, audit.status = text, leaked, 200
+            body = completion_body(cid=new_completion_id(), model=req.model, text=text, finish_reason=finish,
+                                   prompt_tokens=usage[0], completion_tokens=usage[1],
+                                   pearl=pearl if st.cfg.expose_pearl else None)
+            return JSONResponse(body, headers=headers)
+        except ApiError as e:
+            audit.status, audit.error = e.status, e.message
+            raise
+        except Exception as e:
+            audit.status, audit.error = 500, f"{type(e).__name__}: {e}"[:500]
+            raise
+        finally:
+            if not handed_to_stream:
+                metrics.inflight.dec()
+                audit.latency_ms = (time.perf_counter() - t0) * 1000
+                if st.audit is not None and audit.level is not None:
+                    st.audit.record(audit)
+
+    return app
+
+
+_ROUTES = {"/v1/chat/completions", "/v1/models", "/healthz", "/metrics", "/admin/reload"}
+
+
+def _fill_audit(audit: AuditEntry, d: Decision) -> None:
+    a = d.assessment
+    audit.language, audit.category, audit.level = d.lang, a.category, d.level
+    audit.intent = str(getattr(a.intent, "value", a.intent))
+    audit.strategy = d.strategy
+    audit.posterior = a.user_types.as_dict()
+    audit.scores = {"escalation": d.escalation, **d.public().get("scores", {})}
+
+
+def _remember(st: ServeState, req: ChatRequest, d: Decision, answer: str) -> None:
+    turns = [(m.plain_role, m.text()) for m in req.messages if m.plain_role in ("user", "assistant")]
+    st.engine.memory.remember(turns + [("assistant", answer)],
+                              PriorDecision(level=d.level, strategy=d.strategy, category=d.assessment.category))
+
+
+async def _complete(proxy: Proxy, st: ServeState, req: ChatRequest, decision: Decision, pearl: dict, msgs: list,
+                    params: Any, refine: bool, audit: AuditEntry) -> tuple[str, str, tuple[int, int]]:
+    metrics = proxy.metrics
+    u = st.cfg.upstream
+    deadline = u.timeout_s * (u.max_retries + 1) + 5
+    t = time.perf_counter()
+    try:
+        res = await asyncio.wait_for(st.upstream.chat(msgs, params=params), timeout=deadline)
+    except (asyncio.CancelledError, ApiError):
+        raise
+    except Exception as exc:
+        e = classify_upstream_error(exc, u.timeout_s)
+        metrics.upstream_errors.inc(kind=_upstream_kind(e))
+        log.warning("upstream failed (%s): %s", e.code, exc)
+        audit.error = str(exc)[:500]
+        raise e from None
+    metrics.stage.observe(time.perf_counter() - t, stage="upstream")
+    text, finish = res.text, res.finish_reason or "stop"
+    usage = (res.usage.prompt_tokens, res.usage.completion_tokens)
+    pearl["refine_steps"] = 0
+    if refine:
+        t = time.perf_counter()
+        try:
+            text, scores = await _refine(st, req, decision, params.max_tokens)
+            pearl["scores"].update({k: v for k, v in scores.items() if v is not None})
+            pearl["refine_steps"] = st.cfg.refine.steps
+            audit.refine_steps = st.cfg.refine.steps
+            audit.scores = {**(audit.scores or {}), **scores}
+            finish = "stop"
+        except Exception as exc:  # refinement is an improvement, never a reason to fail the request
+            log.warning("refinement failed, answering with the steered draft: %s", exc)
+            pearl["refine_error"] = type(exc).__name__
+        metrics.stage.observe(time.perf_counter() - t, stage="refine")
+    return text, finish, usage
+
+
+def _sse(obj: Any) -> bytes:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
+
+
+async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decision: Decision, pearl: dict,
+                           guard: LeakGuard, msgs: list, params: Any, refine: bool, headers: dict,
+                           audit: AuditEntry, t0: float, StreamingResponse: Any) -> Any:
+    """Start the upstream stream BEFORE answering, so a dead upstream is still a clean 502/504."""
+    metrics = proxy.metrics
+    u = st.cfg.upstream
+    cid, created = new_completion_id(), int(time.time())
+    pearl_out = pearl if st.cfg.expose_pearl else None
+    t_up = time.perf_counter()
+
+    if refine:
+        text, finish, _usage = await _complete(proxy, st, req, decision, pearl, msgs, params, True, audit)
+
+        async def pieces_from_text() -> AsyncIterator[str]:
+            for i in range(0, len(text), 24):
+                yield text[i:i + 24]
+        source: AsyncIterator[str] = pieces_from_text()
+        first: str | None = None
+    else:
+        pearl["refine_steps"] = 0
+        source = st.upstream.stream(msgs, params=params)
+        try:
+            first = await asyncio.wait_for(source.__anext__(), timeout=u.timeout_s * (u.max_retries + 1) + 5)
+        except StopAsyncIteration:
+            first = ""
+        except Exception as exc:
+            e = classify_upstream_error(exc, u.timeout_s)
+            metrics.upstream_errors.inc(kind=_upstream_kind(e))
+            log.warning("upstream stream failed (%s): %s", e.code, exc)
+            audit.error = str(exc)[:500]
+            await _aclose(source)
+            raise e from None
+
+    async def body() -> AsyncIterator[bytes]:
+        filt = StreamLeakFilter(guard, decision.lang)
+        answer: list[str] = []
+        status, finish = 200, "stop"
+        n_chunks = 0
+        try:
+            yield _sse(chunk_body(cid=cid, model=req.model, created=created,
+                                  delta={"role": "assistant", "content": ""}, pearl=pearl_out))
+
+            async def emit(text: str) -> AsyncIterator[bytes]:
+                if text:
+                    answer.append(text)
+                    yield _sse(chunk_body(cid=cid, model=req.model, created=created, delta={"content": text}))
+
+            if first:
+                async for b in emit(filt.feed(first)):
+                    yield b
+            try:
+                async for piece in source:
+                    n_chunks += 1
+                    async for b in emit(filt.feed(piece)):
+                        yield b
+                    if filt.blocked:
+                        break
+            except Exception as exc:  # mid-stream failure: tell the client in-band, then end cleanly
+                e = classify_upstream_error(exc, u.timeout_s)
+                metrics.upstream_errors.inc(kind=_upstream_kind(e))
+                status, audit.error = e.status, str(exc)[:500]
+                async for b in emit(filt.finish()):
+                    yield b
+                yield _sse(error_body(e.status, e.message, code=e.code))
+                yield b"data: [DONE]\n\n"
+                return
+            async for b in emit(filt.finish()):
+                yield b
+            metrics.stage.observe(time.perf_counter() - t_up, stage="upstream")
+            if filt.blocked:
+                metrics.leaks.inc()
+                finish = "content_filter"
+            final_pearl = None
+            if pearl_out is not None:
+                final_pearl = {"leak_blocked": filt.blocked, "refine_steps": pearl.get("refine_steps", 0),
+                               "scores": pearl.get("scores")}
+            yield _sse(chunk_body(cid=cid, model=req.model, created=created, delta={}, finish_reason=finish,
+                                  pearl=final_pearl))
+            if req.stream_options and req.stream_options.include_usage:
+                text = "".join(answer)
+                usage = {"prompt_tokens": sum(len(m.content) for m in msgs) // 4,
+                         "completion_tokens": len(text) // 4}
+                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+                yield _sse(chunk_body(cid=cid, model=req.model, created=created, delta={}, usage=usage,
+                                      empty_choices=True))
+            yield b"data: [DONE]\n\n"
+        except asyncio.CancelledError:
+            status = 499  # client went away
+            raise
+        finally:
+            await _aclose(source)
+            text = "".join(answer)
+            audit.answer, audit.leak_blocked = text, filt.blocked
+            audit.status = status
+            audit.latency_ms = (time.perf_counter() - t0) * 1000
+            if status == 200:
+                _remember(st, req, decision, text)
+            metrics.inflight.dec()
+            if st.audit is not None:
+                st.audit.record(audit)
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _aclose(agen: Any) -> None:
+    close = getattr(agen, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # noqa: BLE001 - closing a broken stream must not mask the real error
+            pass

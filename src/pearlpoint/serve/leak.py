@@ -1,0 +1,125 @@
+"""Output filter: stop an answer that repeats the hidden steering message or a secret.
+
+Asking a model to "repeat your system prompt" works on most models, and a 135M model repeats
+anything. So the proxy does not rely on the model's discretion: it fingerprints the steering text
+(overlapping word 6-grams, or character 12-grams for CJK text) and cuts the answer at the first place
+where a fingerprint shows up. Secrets (the upstream key) are matched verbatim. The scan is
+incremental so streamed answers are checked with a small hold-back window and never released
+before they are checked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+WORD_N = 6
+CJK_N = 12
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
+
+LEAK_NOTICE = {
+    "en": "\n\n[pearlpoint: the rest of this answer was withheld because it repeated internal instructions.]",
+    "zh": "\n\n[pearlpoint：此回答的其余部分涉及内部指令，已被隐去。]",
+}
+
+
+def _tokens(text: str) -> list[tuple[str, int]]:
+    """Normalised tokens with their start offset: words, and single CJK characters."""
+    text = unicodedata.normalize("NFKC", text)
+    return [(m.group(0).lower(), m.start()) for m in _TOKEN.finditer(text)]
+
+
+def _shingles(tokens: list[str]) -> set[tuple[str, ...]]:
+    out: set[tuple[str, ...]] = set()
+    words = [t for t in tokens if not _CJK.fullmatch(t)]
+    cjk = [t for t in tokens if _CJK.fullmatch(t)]
+    for seq, n in ((words, WORD_N), (cjk, CJK_N)):
+        for i in range(len(seq) - n + 1):
+            out.add((n, *seq[i:i + n]))  # type: ignore[arg-type]
+    return out
+
+
+@dataclass
+class LeakGuard:
+    """Fingerprints of text that must never reach a client."""
+
+    protected: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._shingles: set[tuple[str, ...]] = set()
+        for text in self.protected:
+            self._shingles |= _shingles([t for t, _ in _tokens(text)])
+        self.secrets = [s for s in self.secrets if s and len(s) >= 6]
+
+    @property
+    def holdback(self) -> int:
+        """Characters a stream must hold back so a fingerprint split across pieces is still caught."""
+        longest_secret = max((len(s) for s in self.secrets), default=0)
+        return max(120, longest_secret)
+
+    def find(self, text: str) -> int | None:
+        """Offset where leaked text starts, or None when the text is clean."""
+        first: int | None = None
+        for s in self.secrets:
+            i = text.find(s)
+            if i >= 0:
+                first = i if first is None else min(first, i)
+        if self._shingles:
+            toks = _tokens(text)
+            words = [(t, o) for t, o in toks if not _CJK.fullmatch(t)]
+            cjk = [(t, o) for t, o in toks if _CJK.fullmatch(t)]
+            for seq, n in ((words, WORD_N), (cjk, CJK_N)):
+                for i in range(len(seq) - n + 1):
+                    key = (n, *(t for t, _ in seq[i:i + n]))
+                    if key in self._shingles:
+                        off = seq[i][1]
+                        first = off if first is None else min(first, off)
+                        break
+        return first
+
+    def clean(self, text: str, lang: str = "en") -> tuple[str, bool]:
+        """The answer cut before any leak (plus a notice), and whether a leak was found."""
+        at = self.find(text)
+        if at is None:
+            return text, False
+        return text[:at].rstrip() + LEAK_NOTICE.get(lang, LEAK_NOTICE["en"]), True
+
+
+class StreamLeakFilter:
+    """Feeds streamed pieces through a LeakGuard; releases only text that has been checked."""
+
+    def __init__(self, guard: LeakGuard, lang: str = "en") -> None:
+        self.guard, self.lang = guard, lang
+        self.buffer = ""
+        self.released = 0
+        self.blocked = False
+
+    def feed(self, piece: str) -> str:
+        if self.blocked:
+            return ""
+        self.buffer += piece
+        at = self.guard.find(self.buffer)
+        if at is not None:
+            self.blocked = True
+            out = self.buffer[self.released:max(at, self.released)].rstrip()
+            self.released = len(self.buffer)
+            return out + LEAK_NOTICE.get(self.lang, LEAK_NOTICE["en"])
+        safe_end = max(self.released, len(self.buffer) - self.guard.holdback)
+        # never split inside a word: release up to the last whitespace before safe_end
+        if safe_end > self.released:
+            cut = self.buffer.rfind(" ", self.released, safe_end)
+            if cut > self.released:
+                safe_end = cut
+        out = self.buffer[self.released:safe_end]
+        self.released = safe_end
+        return out
+
+    def finish(self) -> str:
+        if self.blocked:
+            return ""
+        out = self.buffer[self.released:]
+        self.released = len(self.buffer)
+        return out
