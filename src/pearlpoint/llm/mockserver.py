@@ -20,6 +20,11 @@ from typing import Any
 
 Reply = str | Callable[[list[dict[str, Any]]], str]
 
+try:  # at module level: FastAPI resolves the string annotations (PEP 563) in this module's globals
+    from fastapi import Request
+except ImportError:  # pragma: no cover - the serve extra is not installed
+    Request = Any  # type: ignore[misc,assignment]
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -52,7 +57,7 @@ class MockServer:
         return self.reply(messages) if callable(self.reply) else self.reply
 
     def _app(self) -> Any:
-        from fastapi import FastAPI, Request
+        from fastapi import FastAPI
         from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
         app = FastAPI()
