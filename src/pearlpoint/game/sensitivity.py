@@ -134,7 +134,7 @@ def plot_regions(grid: RegionGrid, path: str | os.PathLike[str], *, title: str |
     used = sorted(set(grid.choice.tolist()))
     handles = [Patch(color=cmap(i), label=labels[i]) for i in used]
     ax.legend(handles=handles, loc="upper right", fontsize=8, frameon=False, bbox_to_anchor=(1.08, 1.0))
-    ax.set_title(title or f"Pearl Point regions (severity {grid.severity}, beta {grid.beta:g})")
+    ax.set_title(title or f"Pearl Point regions (severity {grid.severity}, beta {grid.beta:g})", pad=28)
     ax.set_aspect("equal")
     ax.axis("off")
     fig.tight_layout()

@@ -99,7 +99,7 @@ class GameSolution(BaseModel):
             "severity": self.severity,
             "budget": self.budget,
             "beta": self.beta,
-            "posterior": self.posterior,
+            "posterior": {t: round(p, 12) for t, p in self.posterior.items()},
             "strategies": [
                 {"id": o.id, "expected_utility": round(o.expected_utility, 6),
                  "expected_risk": round(o.expected_risk, 6), "feasible": o.feasible,
