@@ -116,11 +116,10 @@ def solve(assessment: RiskAssessment | Mapping[str, Any] | None = None, payoffs:
         game, plans = two_stage_game(game)
     result = solve_pure(game)
     return assemble(spec, game, result, cat_id=cat_id, cat_name=cat_name, post=post, plans=plans,
-                    mixed=solve_mixed_commitment(game, result) if mixed else None)
+                    mixed=solve_mixed_commitment(spec, game, result) if mixed else None)
 
 
-def solve_mixed_commitment(game: Game, pure: PureResult) -> MixedCommitment:
-    spec = game.payoffs
+def solve_mixed_commitment(spec: Payoffs, game: Game, pure: PureResult) -> MixedCommitment:
     res = solve_mixed(game)
     if not res.feasible:  # budget unreachable even by mixing: report the pure fallback
         policy = {s: float(i == pure.chosen) for i, s in enumerate(spec.strategy_ids)}

@@ -22,7 +22,7 @@ TIE_TOL = 1e-9
 class Game:
     """One concrete game: payoff arrays for a posterior, a severity and (alpha, beta, gamma)."""
 
-    payoffs: Payoffs
+    payoffs: Payoffs | None  # None for a game given directly as arrays (tests, benchmarks)
     prior: np.ndarray      # [T]
     follower: np.ndarray   # [T, S, R]
     leader: np.ndarray     # [T, S, R]
@@ -33,6 +33,7 @@ class Game:
     alpha: float
     beta: float
     gamma: float
+    rank: np.ndarray       # [S] leader tie-break: the more forthcoming strategy wins exact ties
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -59,7 +60,18 @@ def build_game(payoffs: Payoffs, prior: dict[str, float] | np.ndarray, severity:
     leader = a * tens.retention - b * risk - g * tens.cost[None, :, None]
     return Game(payoffs=payoffs, prior=vec, follower=tens.follower, leader=leader, risk=risk,
                 retention=tens.retention, budget=payoffs.budget(severity) if budget is None else budget,
-                severity=severity, alpha=a, beta=b, gamma=g)
+                severity=severity, alpha=a, beta=b, gamma=g, rank=tens.rank)
+
+
+def array_game(follower: np.ndarray, leader: np.ndarray, risk: np.ndarray, prior: np.ndarray,
+               budget: float = np.inf) -> Game:
+    """A game given directly by its arrays [T, S, R] (no payoff file): tests and benchmarks."""
+    S = follower.shape[1]
+    prior = np.asarray(prior, dtype=float)
+    return Game(payoffs=None, prior=prior / prior.sum(), follower=np.asarray(follower, dtype=float),
+                leader=np.asarray(leader, dtype=float), risk=np.asarray(risk, dtype=float),
+                retention=np.zeros_like(follower, dtype=float), budget=float(budget), severity=0,
+                alpha=1.0, beta=1.0, gamma=0.0, rank=np.arange(S))
 
 
 @dataclass(frozen=True)
@@ -107,5 +119,5 @@ def pick(expected_utility: np.ndarray, expected_risk: np.ndarray, budget: float,
 
 def solve_pure(game: Game) -> PureResult:
     resp, eu, er = evaluate(game.follower, game.leader, game.risk, game.prior)
-    chosen, feasible, infeasible = pick(eu, er, game.budget, game.payoffs.tensors().rank)
+    chosen, feasible, infeasible = pick(eu, er, game.budget, game.rank)
     return PureResult(resp, eu, er, feasible, chosen, infeasible)

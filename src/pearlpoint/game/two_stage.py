@@ -39,6 +39,8 @@ class StatePlan:
 def plan_next_states(game: Game) -> list[StatePlan]:
     """Solve every next state of ``game``'s payoffs (stage two) under the same alpha/beta/gamma."""
     payoffs = game.payoffs
+    if payoffs is None:
+        raise ValueError("a two-stage solve needs a payoff spec (next states), not bare arrays")
     plans = []
     for state in payoffs.next_states:
         lik = np.array([state.type_likelihood[t] for t in payoffs.type_ids])
@@ -68,6 +70,7 @@ def two_stage_game(game: Game, plans: list[StatePlan] | None = None) -> tuple[Ga
     follower = game.follower.copy()
     leader = game.leader.copy()
     risk = game.risk.copy()
+    assert game.payoffs is not None
     nxt = game.payoffs.tensors().next_state
     for r, n in enumerate(nxt):
         if n < 0:
@@ -80,5 +83,5 @@ def two_stage_game(game: Game, plans: list[StatePlan] | None = None) -> tuple[Ga
         risk[:, :, r] = d * plan.risk_value[:, None]
     augmented = Game(payoffs=game.payoffs, prior=game.prior, follower=follower, leader=leader, risk=risk,
                      retention=game.retention, budget=game.budget, severity=game.severity,
-                     alpha=game.alpha, beta=game.beta, gamma=game.gamma)
+                     alpha=game.alpha, beta=game.beta, gamma=game.gamma, rank=game.rank)
     return augmented, plans
