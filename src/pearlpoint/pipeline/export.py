@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pearlpoint.errors import PearlError
+from pearlpoint.lingo.record import normalised_constructive
 from pearlpoint.pipeline.store import is_failed, latest_records, record_files
 
 ExportFormat = Literal["sft", "orpo", "dpo", "kto"]
@@ -37,10 +38,9 @@ FORMATS: tuple[str, ...] = ("sft", "orpo", "dpo", "kto")
 
 
 def constructive_score(satisfaction: float, safety: float, beta: float = 2.0) -> float:
-    """``Satisfaction - beta * Risk`` with Risk = 1 - safety, mapped linearly from
-    [-1 - beta, 1] onto [-1, 1] so scores at different beta are comparable."""
-    raw = satisfaction - beta * (1.0 - safety)
-    return 2.0 * (raw + 1.0 + beta) / (2.0 + beta) - 1.0
+    """``Satisfaction - beta * Risk`` (Risk = 1 - safety) mapped onto [-1, 1]: the paper's measure,
+    the same one Lingo-BP uses to choose its iterate."""
+    return normalised_constructive(satisfaction, safety, beta)
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,8 @@ def _num(value: Any) -> float | None:
 def iter_views(record: dict[str, Any]) -> list[IterView]:
     views = []
     for i, it in enumerate(record.get("iterates") or []):
-        if not isinstance(it, dict):
-            continue
+        if not isinstance(it, dict) or it.get("skipped"):
+            continue  # a skipped step regenerated nothing: it is not a distinct answer
         answer = it.get("answer") or ""
         views.append(IterView(index=i, step=int(it.get("step", i) or 0), mode=it.get("mode"),
                               reasoning=it.get("reasoning") or "", answer=answer,
@@ -94,7 +94,14 @@ def iter_views(record: dict[str, Any]) -> list[IterView]:
 
 
 def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:
-    """The conversation up to the answer: the query as one user turn, or the chat as given."""
+    """The conversation up to the answer: the whole chat when multi-turn, else the query."""
+    messages = record.get("messages")
+    if isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages):
+        msgs = [{"role": str(m.get("role")), "content": str(m.get("content", ""))} for m in messages]
+        if msgs[-1]["role"] == "user":
+            return msgs
+        if msgs[-1]["role"] == "assistant" and isinstance(record.get("query"), str):
+            return msgs + [{"role": "user", "content": record["query"]}]
     query = record.get("query")
     if isinstance(query, str):
         return [{"role": "user", "content": query}]
@@ -260,6 +267,8 @@ def export_rows(records: Iterator[dict[str, Any]] | list[dict[str, Any]], fmt: s
 
 
 def _category(record: dict[str, Any]) -> str | None:
+    if isinstance(record.get("category"), str):
+        return record["category"]
     a = record.get("assessment")
     return a.get("category") if isinstance(a, dict) else None
 

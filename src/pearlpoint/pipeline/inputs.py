@@ -1,9 +1,9 @@
 """Turn an input source into a stream of prompts with stable ids, and bad rows with their reasons.
 
-Sources: a local ``.jsonl``/``.json``/``.csv``/``.parquet`` file (read by :func:`pearlpoint.io.iter_rows`,
-which streams and never raises mid-file), a local dataset directory, or a Hugging Face dataset name
-(``hf://owner/name`` or ``owner/name``, optionally ``:split``) streamed with ``datasets``. Nothing is
-loaded whole: memory stays flat however long the input is.
+Sources: a local ``.jsonl``/``.json``/``.csv``/``.tsv``/``.parquet`` file or URL (read by
+:func:`pearlpoint.io.iter_rows`, which streams and never raises mid-file), a Hugging Face dataset
+name (``hf:owner/name[:split]`` or plain ``owner/name``, streamed from the hub), or a local dataset
+directory. Nothing is loaded whole: memory stays flat however long the input is.
 
 Ids: ``--id-field`` when given; otherwise the row's ``id`` column when it has one; otherwise a hash
 of the prompt text. Ids must be stable across reruns, because resume skips ids already done. A
@@ -22,7 +22,7 @@ from typing import Any
 
 from pearlpoint.errors import InputError
 
-LOCAL_SUFFIXES = {".jsonl", ".json", ".csv", ".parquet", ".ndjson"}
+_FILE_SUFFIXES = {".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet", ".txt"}
 _HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.\-\[\]%]+)?$")
 
 
@@ -62,42 +62,46 @@ def prompt_id(query: str | list[dict[str, str]]) -> str:
 
 
 def is_hf_name(source: str) -> bool:
-    if source.startswith("hf://"):
+    if source.startswith(("hf:", "hf://")):
         return True
-    return not Path(source).exists() and bool(_HF_NAME.match(source))
+    if Path(source).exists() or Path(source).suffix.lower() in _FILE_SUFFIXES:
+        return False  # a missing data file is reported as missing, not looked up on the hub
+    return bool(_HF_NAME.match(source))
 
 
-def _iter_hf(source: str, split: str) -> Iterator[tuple[int, dict[str, Any] | None, InputError | None]]:
-    """Stream a Hugging Face dataset (hub name or local dataset directory) row by row."""
+def _iter_dataset_dir(path: Path, split: str) -> Iterator[tuple[int, dict[str, Any] | None, InputError | None]]:
+    """A local dataset directory (parquet/json/csv files, or ``save_to_disk`` output), streamed."""
     try:
         import datasets  # noqa: PLC0415 - heavy, optional
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise InputError("reading a Hugging Face dataset needs `pip install pearlpoint[data]`",
-                         path=source) from exc
-    name = source.removeprefix("hf://")
-    if ":" in name and not Path(name).exists():
-        name, split = name.rsplit(":", 1)
+        raise InputError("reading a dataset directory needs `pip install 'pearlpoint[data]'`",
+                         path=path) from exc
     try:
-        ds = datasets.load_dataset(name, split=split, streaming=True)
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            ds = datasets.load_from_disk(str(path))
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds[split]
+        else:
+            ds = datasets.load_dataset(str(path), split=split, streaming=True)
     except Exception as exc:  # noqa: BLE001 - any loader failure is a user-facing input problem
-        raise InputError(f"cannot load dataset ({type(exc).__name__}: {exc})", path=source) from exc
+        raise InputError(f"cannot load dataset ({type(exc).__name__}: {exc})", path=path) from exc
     for i, row in enumerate(ds, start=1):
         yield i, dict(row), None
 
 
-def _iter_source(source: str, field: str, split: str):
-    """(line, data, error) triples from a file via pearlpoint.io, or from a dataset."""
-    path = Path(source)
-    if path.is_file():
-        from pearlpoint.io import iter_rows  # noqa: PLC0415
+def _iter_source(source: str, split: str) -> Iterator[tuple[int, dict[str, Any] | None, InputError | None]]:
+    """(line, data, error) triples: files, URLs and ``hf:`` names via pearlpoint.io, or a dataset dir."""
+    from pearlpoint.io import iter_rows  # noqa: PLC0415
 
-        for row in iter_rows(path, field=field):
-            yield row.line, row.data, row.error
+    path = Path(source)
+    if path.is_dir():
+        yield from _iter_dataset_dir(path, split)
         return
-    if path.is_dir() or is_hf_name(source):
-        yield from _iter_hf(str(path) if path.is_dir() else source, split)
-        return
-    raise InputError("no such file or dataset", path=source)
+    if is_hf_name(source):
+        name = source.removeprefix("hf://").removeprefix("hf:")
+        source = f"hf:{name}" if ":" in name else f"hf:{name}:{split}"
+    for row in iter_rows(source):  # the field is checked here, to classify bad rows by kind
+        yield row.line, row.data, row.error
 
 
 def _coerce_query(value: Any) -> str | list[dict[str, str]] | None:
@@ -143,15 +147,13 @@ class PromptReader:
 
     def __iter__(self) -> Iterator[PromptRow | BadRow]:
         seen: set[str] = set()
-        for line, data, error in _iter_source(self.source, self.field, self.split):
+        for line, data, error in _iter_source(self.source, self.split):
             if self.limit is not None and self.prompts >= self.limit:
                 return
             self.rows_read += 1
             if error is not None:
-                kind = "missing_field" if getattr(error, "field", None) == self.field and data is not None \
-                    else "unreadable"
-                yield self._bad(getattr(error, "line", None) or line, getattr(error, "field", None), kind,
-                                getattr(error, "reason", str(error)))
+                yield self._bad(getattr(error, "line", None) or line, getattr(error, "field", None),
+                                "unreadable", getattr(error, "reason", str(error)))
                 continue
             if not isinstance(data, dict):
                 yield self._bad(line, None, "bad_type", "row is not an object")

@@ -63,9 +63,16 @@ class BatchReport:
         return self.attempted / self.wall_s if self.wall_s > 0 else 0.0
 
 
+def latest_user_text(query: str | list[dict[str, str]]) -> str:
+    if isinstance(query, str):
+        return query
+    return next((m["content"] for m in reversed(query) if m["role"] == "user"), "")
+
+
 def failure_record(row: PromptRow, exc: BaseException) -> dict[str, Any]:
-    """A record for a row whose responder raised: keeps the query and the error, no iterates."""
-    return {"id": row.id, "query": row.query, "lang": None, "assessment": None, "solution": None,
+    """A ``Record``-shaped line for a row whose responder raised: the query and the error, no iterates."""
+    return {"id": row.id, "query": latest_user_text(row.query),
+            "messages": row.query if isinstance(row.query, list) else None,
             "iterates": [], "chosen_index": None, "usage": {},
             "error": f"{type(exc).__name__}: {exc}"}
 
@@ -98,6 +105,12 @@ async def answer_row(responder: Responder, row: PromptRow) -> dict[str, Any]:
         record = record.model_dump(mode="json")  # a pydantic Record
     record["id"] = row.id  # the pipeline's id is the one resume relies on
     return record
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 async def run_batch(reader: PromptReader, run_dir: str | Path, responder: Responder, *,
@@ -166,10 +179,13 @@ async def run_batch(reader: PromptReader, run_dir: str | Path, responder: Respon
             progress.advanced(ok)
 
     try:
-        async with asyncio.TaskGroup() as group:  # an unexpected crash cancels the siblings
-            group.create_task(produce())
-            for _ in range(concurrency):
-                group.create_task(work())
+        try:
+            async with asyncio.TaskGroup() as group:  # an unexpected crash cancels the siblings
+                group.create_task(produce())
+                for _ in range(concurrency):
+                    group.create_task(work())
+        except BaseExceptionGroup as group_error:
+            raise _first_leaf(group_error) from None  # e.g. an InputError for an unreadable source
     finally:
         writer.close()
         report.wall_s = time.perf_counter() - started

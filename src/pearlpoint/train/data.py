@@ -1,0 +1,80 @@
+"""Load an exported JSONL file as a ``datasets.Dataset`` shaped for one TRL trainer.
+
+Export writes provenance under ``meta``; trainers only get the columns they use. SFT rows given as
+``messages`` are split into a conversational prompt/completion pair so the loss falls on the
+assistant's answer only (the user's words are not something the model should learn to write).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pearlpoint.errors import InputError, PearlError
+
+REQUIRED = {
+    "sft": ({"messages"}, {"prompt", "completion"}, {"text"}),
+    "dpo": ({"prompt", "chosen", "rejected"},),
+    "orpo": ({"prompt", "chosen", "rejected"},),
+}
+
+
+def _split_messages(row: dict[str, Any]) -> dict[str, Any]:
+    msgs = row["messages"]
+    last = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=None)
+    if last is None or last == 0:
+        return {"prompt": msgs, "completion": []}
+    return {"prompt": msgs[:last], "completion": [msgs[last]]}
+
+
+def _clean_message(m: dict[str, Any]) -> dict[str, str]:
+    out = {"role": str(m.get("role")), "content": str(m.get("content", ""))}
+    if m.get("reasoning_content"):  # export --reasoning field: for templates that render it
+        out["reasoning_content"] = str(m["reasoning_content"])
+    return out
+
+
+def read_training_rows(path: str | Path, method: str) -> list[dict[str, Any]]:
+    """Read and check the rows; a wrong row names its file and line."""
+    path = Path(path)
+    if method not in REQUIRED:
+        raise PearlError(f"unknown training method {method!r}; choose sft, orpo or dpo")
+    if not path.is_file():
+        raise PearlError(f"{path}: no such data file")
+    shapes = REQUIRED[method]
+    rows: list[dict[str, Any]] = []
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"not a JSON object ({exc})", path=path, line=line_no) from exc
+            if not isinstance(obj, dict):
+                raise InputError("not a JSON object", path=path, line=line_no)
+            shape = next((s for s in shapes if s <= obj.keys()), None)
+            if shape is None:
+                want = " or ".join("/".join(sorted(s)) for s in shapes)
+                raise InputError(f"a {method} row needs {want} (export with `pearl export --format {method}`)",
+                                 path=path, line=line_no)
+            row = {k: obj[k] for k in shape}
+            if method == "sft" and "messages" in row:
+                row = _split_messages(row)
+                if not row["completion"]:
+                    raise InputError("conversation has no assistant answer to learn", path=path,
+                                     line=line_no, field="messages")
+            for key in ("prompt", "completion", "chosen", "rejected"):
+                if isinstance(row.get(key), list):
+                    row[key] = [_clean_message(m) for m in row[key]]
+            rows.append(row)
+    if not rows:
+        raise InputError("no training rows", path=path)
+    return rows
+
+
+def load_training_dataset(path: str | Path, method: str):
+    from datasets import Dataset  # noqa: PLC0415
+
+    return Dataset.from_list(read_training_rows(path, method))
