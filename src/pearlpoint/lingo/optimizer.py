@@ -210,6 +210,7 @@ async def respond_async(query: str | list[Any], *, generator: Any = None, judge:
     record = Record(id=record_id or record_id_for(query_text, history), query=query_text, messages=conversation,
                     lang=lang, config=config.model_dump(mode="json"),
                     generator=getattr(generator, "name", ""), judge_model=getattr(judge_model, "name", ""))
+    record.warnings = warnings  # the same list: stages append to it as they go
     with track_usage() as usage:
         try:
             if assessment is None:
@@ -232,7 +233,6 @@ async def respond_async(query: str | list[Any], *, generator: Any = None, judge:
         finally:
             record.chosen_index = choose_best(record.iterates, config.beta)
             record.usage = usage.snapshot()
-            record.warnings = warnings
             record.elapsed_s = round(time.perf_counter() - started, 3)
     if record.error is None and record.chosen is None:
         failures = "; ".join(it.error or "" for it in record.iterates if it.error)

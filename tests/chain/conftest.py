@@ -1,0 +1,1 @@
+from lingo.fakes import scripted  # noqa: F401  (fixture)
