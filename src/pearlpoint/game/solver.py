@@ -93,14 +93,44 @@ def best_responses(follower: np.ndarray, leader: np.ndarray) -> np.ndarray:
     return np.where(ties, leader, -np.inf).argmax(axis=2)
 
 
-def evaluate(follower: np.ndarray, leader: np.ndarray, risk: np.ndarray, prior: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Responses [T,S], expected leader utility [S] and expected risk [S] of every pure strategy."""
+def evaluate(follower: np.ndarray, leader: np.ndarray, risk: np.ndarray, prior: np.ndarray,
+             budget: float = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Responses [T,S], expected leader utility [S] and expected risk [S] of every pure strategy.
+
+    Ties favour the leader. Usually that is each type's reaction with the highest leader utility; but
+    when that profile breaks the budget and another tie profile meets it, the leader prefers the
+    feasible one (the same choice the DOBSS MILP makes), and when none meets it, the safest one.
+    """
     resp = best_responses(follower, leader)
     idx = resp[:, :, None]
     lead = np.take_along_axis(leader, idx, axis=2)[:, :, 0]
     rsk = np.take_along_axis(risk, idx, axis=2)[:, :, 0]
-    return resp, prior @ lead, prior @ rsk
+    eu, er = prior @ lead, prior @ rsk
+    if np.isfinite(budget):
+        ties = follower >= follower.max(axis=2, keepdims=True) - TIE_TOL
+        multi = (ties.sum(axis=2) > 1).any(axis=0)  # [S] strategies with a tie for some type
+        for s in np.flatnonzero(multi & (er > budget + TIE_TOL)):
+            resp[:, s], eu[s], er[s] = _tie_profile(ties[:, s], leader[:, s], risk[:, s], prior, budget)
+    return resp, eu, er
+
+
+def _tie_profile(ties: np.ndarray, leader: np.ndarray, risk: np.ndarray, prior: np.ndarray, budget: float
+                 ) -> tuple[np.ndarray, float, float]:
+    """Best tie profile for one strategy: max utility within budget, else min risk (then max utility)."""
+    from itertools import product
+
+    options = [np.flatnonzero(row) for row in ties]
+    types = np.arange(len(options))
+    best: tuple[tuple[float, float, float], np.ndarray, float, float] | None = None
+    for combo in product(*options):
+        r = np.array(combo)
+        u = float(prior @ leader[types, r])
+        k = float(prior @ risk[types, r])
+        key = (1.0, u, -k) if k <= budget + TIE_TOL else (0.0, -k, u)  # feasible beats infeasible
+        if best is None or key > best[0]:
+            best = (key, r, u, k)
+    assert best is not None
+    return best[1], best[2], best[3]
 
 
 def pick(expected_utility: np.ndarray, expected_risk: np.ndarray, budget: float, rank: np.ndarray
@@ -118,6 +148,6 @@ def pick(expected_utility: np.ndarray, expected_risk: np.ndarray, budget: float,
 
 
 def solve_pure(game: Game) -> PureResult:
-    resp, eu, er = evaluate(game.follower, game.leader, game.risk, game.prior)
+    resp, eu, er = evaluate(game.follower, game.leader, game.risk, game.prior, game.budget)
     chosen, feasible, infeasible = pick(eu, er, game.budget, game.rank)
     return PureResult(resp, eu, er, feasible, chosen, infeasible)
