@@ -10,6 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
+        ctx: typer.Context,
         method: str = typer.Argument(..., help="sft | orpo | dpo"),
         data: Path = typer.Option(..., "--data", "-d", help="JSONL from `pearl export` (format matching METHOD)."),
         model: str = typer.Option("smollm2", "--model", "-m", help="Model directory, hub name, .gguf file, or "
@@ -37,27 +38,28 @@ def register(app: typer.Typer) -> None:
                                            "names or any TRL config field (flags given here win)."),
     ) -> None:
         """Fine-tune MODEL on DATA with TRL; OUT is then usable as `--model hf --model-name OUT`."""
-        import click
         from rich.console import Console
 
         from pearlpoint.errors import ConfigError
         from pearlpoint.train.trainer import TrainOptions, load_config_file
         from pearlpoint.train.trainer import train as run_training
 
-        ctx = click.get_current_context()
         flags = {"lora": lora, "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_targets": lora_targets,
                  "merge_lora": not no_merge, "max_steps": max_steps, "epochs": epochs,
                  "learning_rate": learning_rate, "batch_size": batch_size, "grad_accum": grad_accum,
                  "max_length": max_length, "beta": pref_beta, "save_steps": save_steps, "seed": seed}
         param_of = {"merge_lora": "no_merge", "beta": "pref_beta"}
         file_opts = load_config_file(config)
-        ours = {k: v for k, v in file_opts.items() if k in flags}
-        extra = {k: v for k, v in file_opts.items() if k not in flags}
+        import dataclasses
+
+        option_names = {f.name for f in dataclasses.fields(TrainOptions)} - {"extra", "resume"}
+        ours = {k: v for k, v in file_opts.items() if k in option_names}
+        extra = {k: v for k, v in file_opts.items() if k not in option_names}
         for key in ("method", "data", "model", "out"):
-            if key in extra:
+            if key in ours:
                 raise ConfigError(f"{config}: '{key}' is given on the command line, not in the config file")
         for key, value in ours.items():  # the file fills what the command line left at its default
-            source = ctx.get_parameter_source(param_of.get(key, key))
+            source = ctx.get_parameter_source(param_of.get(key, key)) if key in flags else None
             if source is None or source.name == "DEFAULT":
                 flags[key] = value
         opts = TrainOptions(method=method.lower(), data=data, model=model, out=out, resume=resume,

@@ -57,7 +57,8 @@ def read_training_rows(path: str | Path, method: str) -> list[dict[str, Any]]:
             shape = next((s for s in shapes if s <= obj.keys()), None)
             if shape is None:
                 want = " or ".join("/".join(sorted(s)) for s in shapes)
-                raise InputError(f"a {method} row needs {want} (export with `pearl export --format {method}`)",
+                article = "an" if method[0] in "aeiou" else "a"
+                raise InputError(f"{article} {method} row needs {want} (export with `pearl export --format {method}`)",
                                  path=path, line=line_no)
             row = {k: obj[k] for k in shape}
             if method == "sft" and "messages" in row:
