@@ -23,13 +23,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pearlpoint.errors import PearlError
 from pearlpoint.serve.audit import AuditEntry, AuditLog, conversation_hash
 from pearlpoint.serve.auth import KeyRing
 from pearlpoint.serve.config import ServeConfig, load_config
-from pearlpoint.serve.csa import CSAEngine, Decision, PriorDecision
+from pearlpoint.serve.csa import CSAEngine, Decision
 from pearlpoint.serve.leak import LeakGuard, StreamLeakFilter
 from pearlpoint.serve.metrics import ServeMetrics
 from pearlpoint.serve.schemas import (
@@ -98,6 +102,7 @@ class Proxy:
         self.started = time.time()
         self.install_sighup = install_sighup
         self._reload_lock = threading.Lock()
+        self._borrowed_engine = engine  # an engine passed in belongs to the caller: never closed here
         engine = engine or CSAEngine(cfg)
         if warm_up:
             engine.warm_up()
@@ -139,7 +144,7 @@ class Proxy:
             self.state = new
             if audit is not old.audit and old.audit is not None:
                 old.audit.close()
-            if engine is not old.engine:
+            if engine is not old.engine and old.engine is not self._borrowed_engine:
                 old.engine.close()
             self.metrics.reloads.inc(result="ok")
             log.info("config reloaded from %s (version %d)", cfg.source, new.version)
@@ -152,7 +157,8 @@ class Proxy:
     def close(self) -> None:
         if self.state.audit is not None:
             self.state.audit.close()
-        self.state.engine.close()
+        if self.state.engine is not self._borrowed_engine:
+            self.state.engine.close()
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -295,11 +301,6 @@ async def _refine(state: ServeState, req: ChatRequest, decision: Decision, max_t
 
 # ---- the app ----------------------------------------------------------------------------------
 def create_app(proxy: Proxy) -> Any:
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         if proxy.install_sighup and threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
@@ -400,7 +401,7 @@ def create_app(proxy: Proxy) -> Any:
         wait = st.keyring.take(client)
         if wait > 0:
             metrics.rate_limited.inc()
-            raise ApiError(429, f"rate limit for key '{client.name}' exceeded; retry in {wait:.1f} s",
+            raise ApiError(429, f"rate limit for key '{client.name}' exceeded; retry in {max(wait, 0.01):.2f} s",
                            code="rate_limit_exceeded", headers={"Retry-After": str(max(1, int(wait + 0.999)))})
         req = _parse_request(await _read_body(request, st.cfg.limits.max_body_bytes), st.cfg)
         lim = st.cfg.limits
@@ -443,7 +444,7 @@ def create_app(proxy: Proxy) -> Any:
                 headers.update(_pearl_headers(pearl))
             if req.stream:
                 response = await _stream_response(proxy, st, req, decision, pearl, guard, upstream_msgs, params,
-                                                  refine, headers, audit, t0, StreamingResponse)
+                                                  refine, headers, audit, t0)
                 handed_to_stream = True  # the stream body now owns metrics and audit
                 return response
             text, finish, usage = await _complete(proxy, st, req, decision, pearl, upstream_msgs, params, refine, audit)
@@ -488,8 +489,7 @@ def _fill_audit(audit: AuditEntry, d: Decision) -> None:
 
 def _remember(st: ServeState, req: ChatRequest, d: Decision, answer: str) -> None:
     turns = [(m.plain_role, m.text()) for m in req.messages if m.plain_role in ("user", "assistant")]
-    st.engine.memory.remember(turns + [("assistant", answer)],
-                              PriorDecision(level=d.level, strategy=d.strategy, category=d.assessment.category))
+    st.engine.memory.remember(turns + [("assistant", answer)], d.prior_record())
 
 
 async def _complete(proxy: Proxy, st: ServeState, req: ChatRequest, decision: Decision, pearl: dict, msgs: list,
@@ -534,7 +534,7 @@ def _sse(obj: Any) -> bytes:
 
 async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decision: Decision, pearl: dict,
                            guard: LeakGuard, msgs: list, params: Any, refine: bool, headers: dict,
-                           audit: AuditEntry, t0: float, StreamingResponse: Any) -> Any:
+                           audit: AuditEntry, t0: float) -> Any:
     """Start the upstream stream BEFORE answering, so a dead upstream is still a clean 502/504."""
     metrics = proxy.metrics
     u = st.cfg.upstream

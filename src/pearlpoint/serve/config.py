@@ -62,7 +62,7 @@ class ClientKey(BaseModel):
 class AuthConfig(BaseModel):
     keys: list[ClientKey] = Field(default_factory=list)
     default_rpm: float = Field(600.0, gt=0)
-    burst: int = Field(20, ge=1, description="requests a key may send at once before the rate applies")
+    burst: int = Field(60, ge=1, description="requests a key may send at once before the rate applies")
     allow_anonymous: bool = Field(False, description="serve without a key when no keys are configured")
 
 

@@ -26,7 +26,8 @@ _REFUSAL = re.compile(
     r"|unable to (?:help|assist|provide)|not able to (?:help|assist|provide)|i must decline)\b"
     r"|我(?:不能|无法|不会|没法)|抱歉.{0,8}(?:不能|无法)", re.IGNORECASE)
 
-REFUSAL_STRATEGIES = {"hard_refusal", "refusal", "soft_refusal", "refuse"}
+# Replies after which a renewed risky request counts as pressing on (not a fresh question).
+FORTHCOMING_STRATEGIES = {"full_answer", "safe_framing"}
 
 
 def looks_like_refusal(text: str) -> bool:
@@ -43,6 +44,8 @@ class PriorDecision:
     level: str
     strategy: str
     category: str
+    # the game's stage-two posteriors by next state ("retry", "escalation"), from that turn's solve
+    next_posteriors: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class ConversationMemory:
@@ -77,8 +80,18 @@ class Decision:
     chain: Any
     steering: str
     escalation: bool = False
+    next_state: str | None = None
     prior: PriorDecision | None = None
+    posterior: dict[str, float] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    def prior_record(self) -> PriorDecision:
+        """What the next turn of this conversation needs to know about this one."""
+        nxt: dict[str, dict[str, float]] = {}
+        for n in getattr(self.solution, "next_turn", None) or []:
+            nxt.setdefault(n.state, dict(n.posterior))
+        return PriorDecision(level=self.level, strategy=self.strategy, category=self.assessment.category,
+                             next_posteriors=nxt)
 
     @property
     def level(self) -> str:
@@ -98,13 +111,17 @@ class Decision:
             "interaction_form": _enum_value(a.interaction_form),
             "severity": a.severity,
             "harmful_probability": round(float(a.harmful_probability), 4),
-            "user_types": {k: round(v, 4) for k, v in a.user_types.as_dict().items()},
+            "user_types": {k: round(v, 4) for k, v in (self.posterior or a.user_types.as_dict()).items()},
             "language": self.lang,
             "assessor": a.assessor,
             "strategy": self.strategy,
             "strategy_label": getattr(chosen, "label", None),
             "escalation": self.escalation,
         }
+        if self.next_state is not None:
+            out["pressing"] = {"state": self.next_state,
+                               "assessor_user_types": {k: round(v, 4) for k, v in a.user_types.as_dict().items()},
+                               "previous_strategy": self.prior.strategy if self.prior else None}
         scores: dict[str, Any] = {"confidence": round(float(a.confidence), 4)}
         outcome = _chosen_outcome(s)
         if outcome is not None:
@@ -135,36 +152,29 @@ def _chosen_outcome(solution: Any) -> Any:
     return None
 
 
-def _next_turn_summary(solution: Any) -> dict[str, Any] | None:
-    """A JSON-safe view of the game's next-turn anticipation, whatever shape the solver gives it."""
+def _next_turn_summary(solution: Any) -> list[dict[str, Any]] | None:
+    """The game's two-stage anticipation, JSON-safe: where each user type's reaction leads and the plan."""
     nt = getattr(solution, "next_turn", None)
-    if nt is None:
+    if not nt:
         return None
-    if hasattr(nt, "model_dump"):
-        nt = nt.model_dump(mode="json")
-    if isinstance(nt, dict):
-        return {k: v for k, v in nt.items() if isinstance(v, (str, int, float, bool, dict, list)) or v is None}
-    return {"summary": str(nt)}
+    return [{"type": n.type, "reaction": n.reaction, "state": n.state, "planned_strategy": n.planned_strategy}
+            for n in nt]
 
 
-def _anticipation_text(solution: Any, lang: str) -> str:
-    nt = getattr(solution, "next_turn", None)
-    if nt is None:
-        return ""
-    for attr in ("text", "summary", "describe"):
-        fn = getattr(nt, attr, None)
-        if callable(fn):
-            try:
-                return str(fn(lang))
-            except TypeError:
-                return str(fn())
-        if isinstance(fn, str):
-            return fn
-    if isinstance(nt, dict):
-        for k in ("text", "summary", lang):
-            if isinstance(nt.get(k), str):
-                return nt[k]
-    return ""
+def anticipation_items(solution: Any, payoffs: Any, lang: str) -> list[dict[str, str]]:
+    """One line per next state the game expects (retry, escalation...): the state and the planned reply."""
+    nt = getattr(solution, "next_turn", None) or []
+    states = {st.id: st for st in getattr(payoffs, "next_states", [])} if payoffs is not None else {}
+    strategies = {st.id: st for st in getattr(payoffs, "strategies", [])} if payoffs is not None else {}
+    out, seen = [], set()
+    for n in nt:
+        if n.state in seen:
+            continue
+        seen.add(n.state)
+        st, strat = states.get(n.state), strategies.get(n.planned_strategy)
+        out.append({"state": st.name(lang) if st is not None else n.state.replace("_", " "),
+                    "strategy": strat.name(lang) if strat is not None else n.planned_strategy.replace("_", " ")})
+    return out
 
 
 class CSAEngine:
@@ -179,7 +189,7 @@ class CSAEngine:
         except ImportError as exc:  # pragma: no cover - policy ships with the package
             raise ConfigError(f"pearlpoint.policy is not available: {exc}") from exc
         self.policy = get_policy(cfg.csa.policy_file)
-        self.payoffs = _load_payoffs(cfg.csa.payoffs_file)
+        self.payoffs = _load_payoffs(cfg.csa.payoffs_file)  # parsed once, not per request
         self.assessor = assessor if assessor is not None else _build_assessor(cfg)
         self.executor = executor or ThreadPoolExecutor(cfg.csa.assess_workers, thread_name_prefix="pearl-csa")
         self._own_executor = executor is None
@@ -216,12 +226,21 @@ class CSAEngine:
         assessment = self.assessor.assess(convo if len(convo) > 1 else last_user)
         timings["assess"] = time.perf_counter() - t
 
-        declined_before = (prior is not None and (prior.strategy in REFUSAL_STRATEGIES or prior.level != "R0")) or (
+        # Multi-turn: a risky request right after we declined or redirected is the game's "retry" or
+        # "escalation" state. Use the game's own anticipation (stage-two posterior) to update who is
+        # probably asking, then solve again from there.
+        declined_before = (prior is not None and prior.strategy not in FORTHCOMING_STRATEGIES) or (
             prev_assistant is not None and looks_like_refusal(prev_assistant))
-        escalation = bool(declined_before and _enum_value(assessment.level) != "R0")
+        risky_now = _enum_value(assessment.level) != "R0"
+        next_state = None
+        posterior = None
+        if declined_before and risky_now:
+            next_state = "escalation" if (_enum_value(assessment.level) == "R2" or _enum_value(
+                assessment.intent) == "malicious_instruction") else "retry"
+            posterior = self._pressing_posterior(assessment, prior, next_state)
 
         t = time.perf_counter()
-        solution = self._solve(assessment)
+        solution = self._solve(assessment, posterior)
         timings["solve"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -231,18 +250,37 @@ class CSAEngine:
 
             chain = seed_chain(assessment, solution, policy=self.policy, lang=lang)
             steering = render("serve_guard", lang, steering=steering_message(chain, lang),
-                              anticipation=_anticipation_text(solution, lang), escalation=escalation)
+                              anticipation=anticipation_items(solution, self.payoffs, lang),
+                              escalation=next_state is not None)
         timings["steer"] = time.perf_counter() - t
         return Decision(lang=lang, assessment=assessment, solution=solution, chain=chain, steering=steering,
-                        escalation=escalation, prior=prior, timings=timings)
+                        escalation=next_state is not None, next_state=next_state, prior=prior,
+                        posterior=posterior, timings=timings)
 
-    def _solve(self, assessment: Any) -> Any:
+    def _pressing_posterior(self, assessment: Any, prior: PriorDecision | None, state: str) -> dict[str, float]:
+        """Posterior over user types when the user presses on after a declined answer.
+
+        With the previous turn's solve remembered, its stage-two posterior for this state is the
+        prediction; it is combined with what the assessor reads from this turn (product of the two,
+        renormalised). Without it, the state's type likelihoods from the payoffs update this turn's
+        posterior directly."""
+        current = assessment.user_types.as_dict()
+        if prior is not None and state in prior.next_posteriors:
+            other = prior.next_posteriors[state]
+        else:
+            st = next((x for x in getattr(self.payoffs, "next_states", []) if x.id == state), None)
+            other = dict(st.type_likelihood) if st is not None else {}
+        if not other:
+            return current
+        raw = {t: current.get(t, 0.0) * other.get(t, 0.0) for t in current}
+        total = sum(raw.values())
+        return {t: v / total for t, v in raw.items()} if total > 0 else current
+
+    def _solve(self, assessment: Any, posterior: dict[str, float] | None = None) -> Any:
         from pearlpoint.game import solve
 
-        kw: dict[str, Any] = {"beta": self.cfg.csa.beta}
-        if self.payoffs is not None:
-            kw["payoffs"] = self.payoffs
-        return solve(assessment, **kw)
+        return solve(assessment, payoffs=self.payoffs, beta=self.cfg.csa.beta, two_stage=True,
+                     policy=self.policy, posterior=posterior)
 
 
 def _build_assessor(cfg: ServeConfig) -> Any:
@@ -254,19 +292,9 @@ def _build_assessor(cfg: ServeConfig) -> Any:
 
 
 def _load_payoffs(path: str | None) -> Any:
-    if not path:
-        return None
-    import pearlpoint.game as game
+    from pearlpoint.game import load_payoffs
 
-    for name in ("load_payoffs", "Payoffs.from_file"):
-        obj: Any = game
-        for part in name.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if callable(obj):
-            return obj(path)
-    raise ConfigError(f"{path}: this version of pearlpoint.game cannot load a payoffs file")
+    return load_payoffs(path)
 
 
 Decider = Callable[[list[Any]], Decision]
