@@ -17,10 +17,10 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory) -> dict[str, Path]:
     """SFT / ORPO / DPO files exported from hand-made records (the Record JSON contract)."""
+    from pipeline.records_fixture import sample_records  # tests/ is on sys.path (rootdir packages)
+
     from pearlpoint.pipeline.export import export_run
     from pearlpoint.pipeline.store import RecordWriter
-
-    from pipeline.records_fixture import sample_records  # tests/ is on sys.path (rootdir packages)
 
     root = tmp_path_factory.mktemp("export")
     with RecordWriter(root / "run" / "records.jsonl") as w:
