@@ -8,6 +8,7 @@ are not thread-safe); calls run in a worker thread so the event loop stays free.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -21,6 +22,17 @@ from pearlpoint.llm.base import ChatResult, GenerationParams, Message, Usage
 _INSTANCES: dict[tuple[str, int], tuple[Any, threading.Lock]] = {}
 _INSTANCES_LOCK = threading.Lock()
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free llama.cpp models before interpreter teardown (its __del__ fails once modules are gone)."""
+    for llm, _lock in list(_INSTANCES.values()):
+        try:
+            llm.close()
+        except Exception:  # best effort at exit
+            pass
+    _INSTANCES.clear()
 
 
 def find_default_gguf() -> Path:

@@ -114,7 +114,8 @@ class MockServer:
         import uvicorn
 
         config = uvicorn.Config(self._app(), host=self.host, port=self.port, log_level="error",
-                                access_log=False, lifespan="off", backlog=4096, limit_concurrency=None)
+                                access_log=False, lifespan="off", backlog=4096, limit_concurrency=None,
+                                timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -136,3 +137,56 @@ class MockServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class MockServerProcess:
+    """The same server in a child process, so a benchmark's client does not share its GIL."""
+
+    def __init__(self, *, delay_s: float = 0.0, reply: str = "ok", port: int | None = None) -> None:
+        self.delay_s = delay_s
+        self.reply = reply
+        self.port = port or free_port()
+        self._proc: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> MockServerProcess:
+        import subprocess
+        import sys
+        import urllib.request
+
+        self._proc = subprocess.Popen([sys.executable, "-m", "pearlpoint.llm.mockserver", "--port", str(self.port),
+                                       "--delay", str(self.delay_s), "--reply", self.reply])
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.base_url}/models", timeout=1)
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    self.__exit__()
+                    raise RuntimeError("mock server process did not start") from None
+                time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Run a mock OpenAI-compatible server on loopback.")
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--reply", default="ok")
+    a = ap.parse_args()
+    srv = MockServer(delay_s=a.delay, reply=a.reply, port=a.port).start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()

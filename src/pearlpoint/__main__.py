@@ -1,0 +1,3 @@
+from pearlpoint.cli import main
+
+main()
