@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pearlpoint.llm import ChatResult, Message, ManagedModel, Usage
+from pearlpoint.llm import ChatResult, ManagedModel, Message, Usage
 
 KINDS = {  # schema title -> call kind; JudgeResult first: its schema embeds the other two
     '"title": "JudgeResult"': "judge",

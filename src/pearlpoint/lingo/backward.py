@@ -20,11 +20,11 @@ from pearlpoint.lingo.step_control import StrategyEdit, limit_step
 class BackwardProposal(BaseModel):
     """What the model is asked for; the field order IS the order of derivation."""
 
-    diagnosis: bounded_text(300) = ""  # type: ignore[valid-type]
-    edits: list[StrategyEdit] = Field(default_factory=list, max_length=4)
-    safety_guideline: bounded_text(400) = ""  # type: ignore[valid-type]
-    risk_intent: bounded_text(300) = ""  # type: ignore[valid-type]
-    user_needs: bounded_text(300) = ""  # type: ignore[valid-type]
+    diagnosis: bounded_text(160) = ""  # type: ignore[valid-type]
+    edits: list[StrategyEdit] = Field(default_factory=list, max_length=3)
+    safety_guideline: bounded_text(240) = ""  # type: ignore[valid-type]
+    risk_intent: bounded_text(200) = ""  # type: ignore[valid-type]
+    user_needs: bounded_text(200) = ""  # type: ignore[valid-type]
 
     @field_validator("edits", mode="before")
     @classmethod
@@ -32,7 +32,7 @@ class BackwardProposal(BaseModel):
         if isinstance(v, dict):
             v = [v]
         if isinstance(v, list):  # drop malformed entries instead of failing the whole step
-            return [e for e in v if isinstance(e, dict | StrategyEdit)][:4]
+            return [e for e in v if isinstance(e, dict | StrategyEdit)][:3]
         return v
 
 
@@ -68,7 +68,7 @@ def apply_proposal(chain: SafetyChain, proposal: BackwardProposal, mode: str,
 
 
 async def backward(chain: SafetyChain, query: str, answer: str, verdict: JudgeResult, *, mode: str,
-                   model: Any, lang: str = "en", max_tokens: int = 320, max_attempts: int = 2,
+                   model: Any, lang: str = "en", max_tokens: int = 384, max_attempts: int = 2,
                    max_chars: int = 12000) -> tuple[SafetyChain, dict[str, Any]]:
     """One call. Raises StructuredOutputError when the proposal cannot be parsed."""
     from pearlpoint.lingo.judges import clip_text

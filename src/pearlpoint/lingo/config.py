@@ -44,8 +44,8 @@ class LingoConfig(BaseModel):
     beta: float = Field(2.0, ge=0.0, description="risk weight in satisfaction - beta * risk")
     max_calls: int | None = Field(None, ge=2, description="per-query cap on real (uncached) LLM calls")
     max_tokens: int = Field(512, ge=16, description="forward pass (reasoning + answer)")
-    judge_max_tokens: int = Field(384, ge=16)
-    backward_max_tokens: int = Field(320, ge=16)
+    judge_max_tokens: int = Field(512, ge=16)
+    backward_max_tokens: int = Field(384, ge=16)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="forward pass; judges and backward use 0")
     judge_mode: Literal["combined", "separate"] = "combined"
     max_attempts: int = Field(2, ge=1, le=5, description="structured-output tries per call (re-asks count)")

@@ -34,8 +34,8 @@ class StrategyEdit(BaseModel):
 
     set: SetName = Field(description="which strategy list: safety or usefulness")
     op: Literal["add", "remove", "change"]
-    old: bounded_text(160) = Field("", description="the existing strategy to remove or change; empty for add")  # type: ignore[valid-type]
-    new: bounded_text(160) = Field("", description="the new strategy phrase; empty for remove")  # type: ignore[valid-type]
+    old: bounded_text(100) = Field("", description="the existing strategy to remove or change; empty for add")  # type: ignore[valid-type]
+    new: bounded_text(100) = Field("", description="the new strategy phrase; empty for remove")  # type: ignore[valid-type]
 
     @field_validator("set", mode="before")
     @classmethod
