@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import queue
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,11 +177,32 @@ def anticipation_items(solution: Any, payoffs: Any, lang: str) -> list[dict[str,
     return out
 
 
-class CSAEngine:
-    """Holds the assessor, policy and payoffs for one config; decides requests off the event loop."""
+@dataclass
+class _Pending:
+    """One request's conversation, prepared for assessment (cheap work done on the caller's side)."""
 
-    def __init__(self, cfg: ServeConfig, *, assessor: Any = None, memory: ConversationMemory | None = None,
-                 executor: ThreadPoolExecutor | None = None) -> None:
+    convo: list[Any]
+    last_user: str
+    lang: str
+    prior: PriorDecision | None
+    prev_assistant: str | None
+
+    @property
+    def assess_input(self) -> Any:
+        return self.convo if len(self.convo) > 1 else self.last_user
+
+
+class CSAEngine:
+    """Holds the assessor, policy and payoffs for one config; decides requests off the event loop.
+
+    Concurrent requests are assessed in micro-batches: worker threads take everything that is
+    waiting and embed it in one call, so throughput under load is the encoder's batch throughput
+    and a lone request waits for nothing.
+    """
+
+    max_batch = 64
+
+    def __init__(self, cfg: ServeConfig, *, assessor: Any = None, memory: ConversationMemory | None = None) -> None:
         self.cfg = cfg
         self.memory = memory or ConversationMemory()
         try:
@@ -191,8 +212,13 @@ class CSAEngine:
         self.policy = get_policy(cfg.csa.policy_file)
         self.payoffs = _load_payoffs(cfg.csa.payoffs_file)  # parsed once, not per request
         self.assessor = assessor if assessor is not None else _build_assessor(cfg)
-        self.executor = executor or ThreadPoolExecutor(cfg.csa.assess_workers, thread_name_prefix="pearl-csa")
-        self._own_executor = executor is None
+        self._queue: queue.Queue[tuple[_Pending, asyncio.Future, asyncio.AbstractEventLoop] | None] = queue.Queue()
+        self._workers = [threading.Thread(target=self._work, name=f"pearl-csa-{i}", daemon=True)
+                         for i in range(cfg.csa.assess_workers)]
+        for w in self._workers:
+            w.start()
+        self.batches = 0  # how many assessor calls served how many requests (for the bench)
+        self.batched_requests = 0
 
     def warm_up(self) -> None:
         """Run one decision so model loading happens at startup, not on the first user request."""
@@ -201,43 +227,93 @@ class CSAEngine:
         self.decide_sync([Message(role="user", content="Hello! What is the capital of France?")])
 
     def close(self) -> None:
-        if self._own_executor:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        for _ in self._workers:
+            self._queue.put(None)
 
     async def decide(self, messages: list[Any]) -> Decision:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.decide_sync, messages)
+        fut: asyncio.Future[Decision] = loop.create_future()
+        self._queue.put((self._prepare(messages), fut, loop))
+        return await fut
 
     def decide_sync(self, messages: list[Any]) -> Decision:
         import time
 
-        from pearlpoint.prompts import detect_language, render
+        pending = self._prepare(messages)
+        t = time.perf_counter()
+        assessment = self.assessor.assess(pending.assess_input)
+        return self._finish(pending, assessment, time.perf_counter() - t)
 
-        timings: dict[str, float] = {}
+    def _work(self) -> None:
+        import time
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # let this worker finish the batch, then stop
+                    break
+                batch.append(nxt)
+            t = time.perf_counter()
+            try:
+                assessments = self._assess_many([p.assess_input for p, _, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting request
+                for _, fut, loop in batch:
+                    loop.call_soon_threadsafe(_settle, fut, None, exc)
+                continue
+            per_item = (time.perf_counter() - t)
+            self.batches += 1
+            self.batched_requests += len(batch)
+            for (pending, fut, loop), assessment in zip(batch, assessments, strict=True):
+                try:
+                    decision = self._finish(pending, assessment, per_item)
+                except Exception as exc:  # noqa: BLE001
+                    loop.call_soon_threadsafe(_settle, fut, None, exc)
+                else:
+                    loop.call_soon_threadsafe(_settle, fut, decision, None)
+
+    def _assess_many(self, inputs: list[Any]) -> list[Any]:
+        many = getattr(self.assessor, "assess_batch", None)
+        if callable(many) and len(inputs) > 1:
+            return list(many(inputs))
+        return [self.assessor.assess(x) for x in inputs]
+
+    def _prepare(self, messages: list[Any]) -> _Pending:
+        from pearlpoint.prompts import detect_language
+
         convo = [m for m in messages if m.role in ("user", "assistant")]
         last_user = next((m.content for m in reversed(convo) if m.role == "user"), "")
-        lang = detect_language(last_user)
         # the turns before the last user message, as the client replayed them
         prior_turns = [(m.role, m.content) for m in convo[:-1]] if convo and convo[-1].role == "user" else []
-        prior = self.memory.recall(prior_turns) if prior_turns else None
-        prev_assistant = next((m.content for m in reversed(convo[:-1]) if m.role == "assistant"), None)
+        return _Pending(convo=convo, last_user=last_user, lang=detect_language(last_user),
+                        prior=self.memory.recall(prior_turns) if prior_turns else None,
+                        prev_assistant=next((m.content for m in reversed(convo[:-1]) if m.role == "assistant"), None))
 
-        t = time.perf_counter()
-        assessment = self.assessor.assess(convo if len(convo) > 1 else last_user)
-        timings["assess"] = time.perf_counter() - t
+    def _finish(self, p: _Pending, assessment: Any, assess_s: float) -> Decision:
+        import time
 
+        from pearlpoint.prompts import render
+
+        timings: dict[str, float] = {"assess": assess_s}
         # Multi-turn: a risky request right after we declined or redirected is the game's "retry" or
         # "escalation" state. Use the game's own anticipation (stage-two posterior) to update who is
         # probably asking, then solve again from there.
-        declined_before = (prior is not None and prior.strategy not in FORTHCOMING_STRATEGIES) or (
-            prev_assistant is not None and looks_like_refusal(prev_assistant))
+        declined_before = (p.prior is not None and p.prior.strategy not in FORTHCOMING_STRATEGIES) or (
+            p.prev_assistant is not None and looks_like_refusal(p.prev_assistant))
         risky_now = _enum_value(assessment.level) != "R0"
         next_state = None
         posterior = None
         if declined_before and risky_now:
             next_state = "escalation" if (_enum_value(assessment.level) == "R2" or _enum_value(
                 assessment.intent) == "malicious_instruction") else "retry"
-            posterior = self._pressing_posterior(assessment, prior, next_state)
+            posterior = self._pressing_posterior(assessment, p.prior, next_state)
 
         t = time.perf_counter()
         solution = self._solve(assessment, posterior)
@@ -248,13 +324,13 @@ class CSAEngine:
         if self.cfg.csa.steer:
             from pearlpoint.chain import seed_chain, steering_message
 
-            chain = seed_chain(assessment, solution, policy=self.policy, lang=lang)
-            steering = render("serve_guard", lang, steering=steering_message(chain, lang),
-                              anticipation=anticipation_items(solution, self.payoffs, lang),
+            chain = seed_chain(assessment, solution, policy=self.policy, lang=p.lang)
+            steering = render("serve_guard", p.lang, steering=steering_message(chain, p.lang),
+                              anticipation=anticipation_items(solution, self.payoffs, p.lang),
                               escalation=next_state is not None)
         timings["steer"] = time.perf_counter() - t
-        return Decision(lang=lang, assessment=assessment, solution=solution, chain=chain, steering=steering,
-                        escalation=next_state is not None, next_state=next_state, prior=prior,
+        return Decision(lang=p.lang, assessment=assessment, solution=solution, chain=chain, steering=steering,
+                        escalation=next_state is not None, next_state=next_state, prior=p.prior,
                         posterior=posterior, timings=timings)
 
     def _pressing_posterior(self, assessment: Any, prior: PriorDecision | None, state: str) -> dict[str, float]:
@@ -281,6 +357,15 @@ class CSAEngine:
 
         return solve(assessment, payoffs=self.payoffs, beta=self.cfg.csa.beta, two_stage=True,
                      policy=self.policy, posterior=posterior)
+
+
+def _settle(fut: asyncio.Future, value: Any, exc: BaseException | None) -> None:
+    if fut.done():  # the request was cancelled (client gone) while we worked
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(value)
 
 
 def _build_assessor(cfg: ServeConfig) -> Any:
