@@ -213,7 +213,8 @@ def write_run_json(run_dir: Path, cfg: GenerateConfig, report: BatchReport, *, m
 
 
 async def generate_async(cfg: GenerateConfig, *, responder: Responder | None = None,
-                         progress: ProgressSink | None = None) -> tuple[BatchReport, dict[str, Any]]:
+                         progress: ProgressSink | None = None,
+                         models_info: dict[str, str] | None = None) -> tuple[BatchReport, dict[str, Any]]:
     """Run (or resume) a batch; returns the report and the run.json written."""
     check_config(cfg)
     check_source(cfg.input)
@@ -227,7 +228,7 @@ async def generate_async(cfg: GenerateConfig, *, responder: Responder | None = N
     if total is not None and cfg.limit is not None:
         counted = count_rows(cfg.input)
         total = min(total, counted) if counted is not None else total
-    models_info: dict[str, str] = {}
+    models_info = dict(models_info or {})
     accounting = None
     models = None
     if responder is None:

@@ -20,6 +20,9 @@ from pearlpoint.errors import BudgetExceeded
 from pearlpoint.pipeline.inputs import BadRow, PromptReader, PromptRow
 from pearlpoint.pipeline.store import RECORDS_FILE, RecordWriter, RunState
 
+#: Key a responder may set on a record to route it to ``RUN_DIR/<shard>``; removed before writing.
+SHARD_KEY = "_shard"
+
 Responder = Callable[[PromptRow], Awaitable[dict[str, Any]]]
 
 
@@ -126,7 +129,14 @@ async def run_batch(reader: PromptReader, run_dir: str | Path, responder: Respon
     report = BatchReport()
     queue: asyncio.Queue[PromptRow | None] = asyncio.Queue(maxsize=2 * concurrency)
     stop = asyncio.Event()
-    writer = RecordWriter(run_dir / records_file, fsync=fsync)
+    writers: dict[str, RecordWriter] = {records_file: RecordWriter(run_dir / records_file, fsync=fsync)}
+
+    def write(record: dict[str, Any]) -> None:
+        # A distributed responder names the shard of the worker that answered (records-<w>.jsonl).
+        shard = record.pop(SHARD_KEY, None) or records_file
+        if shard not in writers:
+            writers[shard] = RecordWriter(run_dir / shard, fsync=fsync)
+        writers[shard].write(record)
     started = time.perf_counter()
     progress.started(total)
 
@@ -169,7 +179,7 @@ async def run_batch(reader: PromptReader, run_dir: str | Path, responder: Respon
                 report.stopped = str(exc)
                 stop.set()
                 continue
-            writer.write(record)
+            write(record)
             add_usage(report.usage, record)
             ok = not _is_failed_result(record)
             if ok:
@@ -187,7 +197,8 @@ async def run_batch(reader: PromptReader, run_dir: str | Path, responder: Respon
         except BaseExceptionGroup as group_error:
             raise _first_leaf(group_error) from None  # e.g. an InputError for an unreadable source
     finally:
-        writer.close()
+        for w in writers.values():
+            w.close()
         report.wall_s = time.perf_counter() - started
         report.rows_read = reader.rows_read
         report.prompts = reader.prompts
