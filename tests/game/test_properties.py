@@ -197,3 +197,13 @@ def test_two_stage_without_next_states_equals_one_stage() -> None:
         assert one.pearl_point == two.pearl_point
         assert [o.expected_utility for o in one.strategies] == [o.expected_utility for o in two.strategies]
         assert two.next_turn == []
+
+
+def test_mip_matches_multiple_lps_on_the_shipped_6x3x6_game() -> None:
+    payoffs = load_payoffs()
+    for post, severity in [((0.45, 0.30, 0.25), 4), ((0.6, 0.2, 0.2), 2), ((0.1, 0.1, 0.8), 3)]:
+        game = build_game(payoffs, np.array(post), severity)
+        mip = solve_mixed(game)
+        assert mip.feasible
+        assert abs(mip.expected_utility - brute_mixed(game)) < TOL
+        assert mip.expected_utility >= solve_pure(game).expected_utility.max() - TOL or solve_pure(game).infeasible

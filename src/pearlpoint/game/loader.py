@@ -188,6 +188,7 @@ class _Checker:
 
 def _validate(data: dict[str, Any], checker: _Checker, source: str) -> Payoffs:
     c = checker
+    keys: tuple[str, ...]
     c.known_keys(data, [*SECTIONS, "replace"], (), "section")
     c.require(data, [s for s in SECTIONS if s != "next_states"], (), "section")
 
@@ -346,7 +347,7 @@ def load_payoffs(path: str | os.PathLike[str] | None = None) -> Payoffs:
     try:
         mtime = os.path.getmtime(key_path)
     except OSError:
-        raise InputError("payoff file not found", path=path) from None
+        raise InputError("payoff file not found", path=os.fspath(path) if path is not None else None) from None
     cached = _CACHE.get((key_path, mtime))
     if cached is not None:
         return cached
