@@ -152,7 +152,7 @@ def _constructive(row: dict[str, Any], n: int) -> dict[str, Any]:
     category = str(_get(row, ("category",)))
     return {"id": str(_get(row, ("id",), f"constructive-{n}")), "prompt": query,
             "lang": _lang_of(query, _get(row, ("lang", "language"))), "category": category, "level": level,
-            "label": "safe" if level == "R0" else "unsafe",
+            "label": {"R0": "safe", "R2": "unsafe"}.get(level),  # R1: sensitive, not unsafe
             "profile": str(_get(row, ("profile",))), "task": str(_get(row, ("task",)))}
 
 
