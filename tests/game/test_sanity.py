@@ -176,6 +176,17 @@ def test_two_stage_prefers_de_escalation_over_blocking() -> None:
         assert abs(sum(n.posterior.values()) - 1) < 1e-9
 
 
+def test_two_stage_explanation_looks_one_turn_ahead() -> None:
+    sol = solve(assessment("hazardous_materials", 0.8, 0.1, 0.1), two_stage=True)
+    ahead = [n for n in sol.next_turn or [] if sol.posterior[n.type] > 0]
+    assert ahead, "this case has a type whose reaction continues the conversation"
+    assert "Looking one turn ahead" in sol.explanation.text("en")
+    assert "预判下一轮" in sol.explanation.text("zh")
+    assert {a.type for a in sol.explanation.anticipation} == {n.type for n in ahead}
+    ended = solve(assessment("cybersecurity", 0.3, 0.3, 0.4), two_stage=True, beta=0.5)
+    assert ended.next_turn == [] and "one turn ahead" not in ended.explanation.text("en")
+
+
 def test_two_stage_escalation_state_is_more_hostile_and_more_severe() -> None:
     sol = solve(assessment("cybersecurity", 0.5, 0.2, 0.3), two_stage=True)
     from pearlpoint.game.loader import load_payoffs

@@ -112,7 +112,8 @@ def register(app: typer.Typer) -> None:
                                              help="User-type posterior, e.g. benign=0.6,vulnerable=0.3,malicious=0.1."),
         category: str | None = typer.Option(None, "--category", help="Policy category (id, English or Chinese name)."),
         severity: int | None = typer.Option(None, "--severity", min=0, max=4, help="Override the category's severity."),
-        beta: float = typer.Option(2.0, "--beta", min=0.0, help="Weight of risk against retention."),
+        beta: float | None = typer.Option(None, "--beta", min=0.0,
+                                          help="Weight of risk against retention (default: payoff file, 2.0)."),
         alpha: float | None = typer.Option(None, "--alpha", min=0.0, help="Weight of retention (default: payoff file)."),
         gamma: float | None = typer.Option(None, "--gamma", min=0.0, help="Weight of cost (default: payoff file)."),
         budget: float | None = typer.Option(None, "--budget", min=0.0, help="Override the severity's risk budget."),
@@ -161,10 +162,10 @@ def register(app: typer.Typer) -> None:
         points = sweep_beta(assessment, **{k: v for k, v in kw.items() if k != "beta"}) if sweep else None
         plot_path = None
         if plot is not None:
-            grid = posterior_regions(spec, sol.severity, beta, two_stage=two_stage, alpha=alpha, gamma=gamma)
+            grid = posterior_regions(spec, sol.severity, sol.beta, two_stage=two_stage, alpha=alpha, gamma=gamma)
             name = category_info(sol.category, sol.severity)[2]["en"]
             plot_path = plot_regions(grid, plot, mark=sol.posterior, payoffs=spec,
-                                     title=f"Pearl Point regions: {name} (severity {sol.severity}, beta {beta:g})")
+                                     title=f"Pearl Point regions: {name} (severity {sol.severity}, beta {sol.beta:g})")
         if as_json:
             out: dict[str, Any] = sol.summary()
             out["explanation"]["text"] = sol.explanation.text(lang)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pearlpoint.errors import InputError, PearlError
-from pearlpoint.game.explain import Explanation, PredictedReaction
+from pearlpoint.game.explain import AnticipatedTurn, Explanation, PredictedReaction
 from pearlpoint.game.loader import load_payoffs
 from pearlpoint.game.mip import solve_mixed
 from pearlpoint.game.solution import (
@@ -100,12 +100,14 @@ def _posterior(payoffs: Payoffs, assessment: RiskAssessment | None,
 
 
 def solve(assessment: RiskAssessment | Mapping[str, Any] | None = None, payoffs: PayoffsArg = None,
-          beta: float = 2.0, *, alpha: float | None = None, gamma: float | None = None,
+          beta: float | None = None, *, alpha: float | None = None, gamma: float | None = None,
           posterior: Mapping[str, float] | UserTypePosterior | None = None, category: str | None = None,
           severity: int | None = None, budget: float | None = None, two_stage: bool = False,
           mixed: bool = False, policy: Any = None) -> GameSolution:
     """The Pearl Point for one assessed query.
 
+    ``beta`` weighs risk against retention; None takes the payoff file's value (2.0 as shipped, the
+    paper's headline setting).
     ``posterior``/``category``/``severity``/``budget`` override what the assessment says (the CLI's
     model-free mode). ``two_stage`` anticipates the user's next turn; ``mixed`` also solves the DOBSS
     MILP for a randomised policy (reported in ``.mixed``; the Pearl Point stays one strategy, because a
@@ -175,7 +177,6 @@ def assemble(spec: Payoffs, game: Game, result: PureResult, *, cat_id: str, cat_
             feasible=bool(result.feasible[si]), reactions=by_type))
 
     chosen = result.chosen
-    explanation = _explain(spec, game, result, outcomes, cat_id, cat_name, two_stage=plans is not None)
     next_turn = None
     if plans is not None:
         next_turn = []
@@ -191,6 +192,11 @@ def assemble(spec: Payoffs, game: Game, result: PureResult, *, cat_id: str, cat_
                 severity=plan.severity, planned_strategy=strategies[plan.strategy],
                 planned_reaction=reactions[int(plan.reactions[ti])], leader_value=float(plan.leader_value[ti]),
                 risk=float(plan.risk_value[ti])))
+    explanation = _explain(spec, game, result, outcomes, cat_id, cat_name, two_stage=plans is not None)
+    if next_turn:
+        explanation.anticipation = [AnticipatedTurn(type=n.type, reaction=n.reaction, state=n.state,
+                                                    planned_strategy=n.planned_strategy)
+                                    for n in next_turn if post.get(n.type, 0.0) > 0]
     return GameSolution(
         pearl_point=strategies[chosen], chosen=spec.strategies[chosen], strategies=outcomes,
         infeasible=result.infeasible, explanation=explanation, beta=game.beta, alpha=game.alpha,

@@ -16,6 +16,13 @@ class PredictedReaction(BaseModel):
     risk: float = 0.0
 
 
+class AnticipatedTurn(BaseModel):
+    type: str
+    reaction: str
+    state: str
+    planned_strategy: str
+
+
 class Explanation(BaseModel):
     chosen: str
     runner_up: str | None = None
@@ -35,6 +42,8 @@ class Explanation(BaseModel):
     category_name: dict[str, str] = Field(default_factory=dict)
     beta: float
     two_stage: bool = False
+    anticipation: list[AnticipatedTurn] = Field(default_factory=list,
+                                                description="two-stage: where each type's reaction leads next")
     labels: dict[str, dict[str, str]] = Field(default_factory=dict, description="id -> {en, zh} label")
 
     def _label(self, key: str, lang: str) -> str:
@@ -90,6 +99,10 @@ def _render_en(e: Explanation) -> str:
             sentence += "; under it " + "; ".join(
                 f"a {L(t).lower()} user would {L(b).lower()} rather than {L(a).lower()}" for t, a, b in diffs)
         parts.append(sentence + ".")
+    if e.anticipation:
+        parts.append("Looking one turn ahead: " + "; ".join(
+            f"a {L(a.type).lower()} user who chooses to {L(a.reaction).lower()} would next get "
+            f"{L(a.planned_strategy)}" for a in e.anticipation) + ".")
     if e.blocked_by_budget:
         names = ", ".join(L(s) for s in e.blocked_by_budget)
         parts.append(f"{names} would score higher but exceed{'s' if len(e.blocked_by_budget) == 1 else ''} "
@@ -121,6 +134,9 @@ def _render_zh(e: Explanation) -> str:
             sentence += "；在该策略下，" + "；".join(
                 f"{L(t)}会“{L(b)}”而不是“{L(a)}”" for t, a, b in diffs)
         parts.append(sentence + "。")
+    if e.anticipation:
+        parts.append("预判下一轮：" + "；".join(
+            f"{L(a.type)}若“{L(a.reaction)}”，下一轮将得到“{L(a.planned_strategy)}”" for a in e.anticipation) + "。")
     if e.blocked_by_budget:
         names = "、".join(f"“{L(s)}”" for s in e.blocked_by_budget)
         parts.append(f"{names}的效用更高，但超出了风险预算。")
