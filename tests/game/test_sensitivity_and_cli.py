@@ -133,3 +133,18 @@ def test_cli_assesses_text_with_the_embedded_assessor() -> None:
     assert out["pearl_point"] in {s["id"] for s in out["strategies"]}
     if out["assessment"]["category"] != "none" and out["severity"] >= 3:
         assert out["pearl_point"] not in {"full_answer", "safe_framing"}
+
+
+def test_posterior_sweep_moves_toward_caution_as_malice_grows() -> None:
+    from pearlpoint.game import sweep_posterior
+
+    a = RiskAssessment(category="illegal_drugs", user_types=UserTypePosterior(benign=0.85, vulnerable=0.10,
+                                                                              malicious=0.05))
+    pts = sweep_posterior(a)
+    assert len(pts) == 9
+    for p in pts:
+        assert abs(sum(p.posterior.values()) - 1) < 1e-9
+    toward_mal = [p for p in pts if p.toward == "malicious"]
+    ranks = [p.rank for p in toward_mal]
+    assert ranks == sorted(ranks) and toward_mal[-1].changed
+    assert all(not p.changed for p in pts if p.toward == "benign")

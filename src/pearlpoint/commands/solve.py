@@ -42,7 +42,8 @@ def _short(reaction_id: str) -> str:
     return reaction_id.split("_")[0]
 
 
-def _print_human(sol: Any, assessment: Any, lang: str, sweep: list[Any] | None, plot: str | None) -> None:
+def _print_human(sol: Any, assessment: Any, lang: str, sweep: list[Any] | None, plot: str | None,
+                 shifts: list[Any] | None = None) -> None:
     from rich.console import Console
     from rich.panel import Panel
     from rich.table import Table
@@ -99,6 +100,15 @@ def _print_human(sol: Any, assessment: Any, lang: str, sweep: list[Any] | None, 
             st.add_row(f"{pt.beta:g}", pt.pearl_point + (" (flagged)" if pt.infeasible else ""),
                        f"{pt.expected_utility:.3f}", f"{pt.expected_risk:.3f}")
         console.print(st)
+    if shifts:
+        pt = Table(title="sensitivity to the user-type posterior (mass moved toward one type)")
+        pt.add_column("toward")
+        for d in sorted({s.shift for s in shifts}):
+            pt.add_column(f"+{d:.0%}")
+        for t in dict.fromkeys(s.toward for s in shifts):
+            row = [s for s in shifts if s.toward == t]
+            pt.add_row(t, *[(f"[bold]{s.pearl_point}[/]" if s.changed else s.pearl_point) for s in row])
+        console.print(pt)
     if plot:
         console.print(f"regions plot written to {plot}")
 
@@ -130,7 +140,7 @@ def register(app: typer.Typer) -> None:
         config: Path | None = ConfigOpt,
     ) -> None:
         """Find the Pearl Point: the most helpful reply strategy inside the safety budget, and why."""
-        from pearlpoint.game import load_payoffs, plot_regions, posterior_regions, sweep_beta
+        from pearlpoint.game import load_payoffs, plot_regions, posterior_regions, sweep_beta, sweep_posterior
         from pearlpoint.game import solve as solve_game
         from pearlpoint.game.api import category_info
 
@@ -139,10 +149,11 @@ def register(app: typer.Typer) -> None:
         settings = settings_from_flags(config, **flags)
         spec = load_payoffs(payoffs if payoffs is not None else settings.payoffs_file)
         post = parse_posterior(posterior) if posterior else None
-        if category is not None:
-            from pearlpoint.policy import get_policy
+        from pearlpoint.policy import get_policy
 
-            get_policy(getattr(settings, "policy_file", None)).find(category)  # unknown name -> clear error
+        policy = get_policy(getattr(settings, "policy_file", None))
+        if category is not None:
+            policy.find(category)  # unknown name -> one clear error with close matches
         assessment = None
         if text is not None:
             if not text.strip():
@@ -157,13 +168,15 @@ def register(app: typer.Typer) -> None:
                 settings.lang if settings.lang != "auto" else "en")
         lang = "zh" if lang.lower().startswith("zh") else "en"
         kw: dict[str, Any] = dict(payoffs=spec, beta=beta, alpha=alpha, gamma=gamma, posterior=post,
-                                  category=category, severity=severity, budget=budget, two_stage=two_stage)
+                                  category=category, severity=severity, budget=budget, two_stage=two_stage,
+                                  policy=policy)
         sol = solve_game(assessment, mixed=mixed, **kw)
         points = sweep_beta(assessment, **{k: v for k, v in kw.items() if k != "beta"}) if sweep else None
+        shifts = sweep_posterior(assessment, **kw) if sweep else None
         plot_path = None
         if plot is not None:
             grid = posterior_regions(spec, sol.severity, sol.beta, two_stage=two_stage, alpha=alpha, gamma=gamma)
-            name = category_info(sol.category, sol.severity)[2]["en"]
+            name = category_info(sol.category, sol.severity, policy)[2]["en"]
             plot_path = plot_regions(grid, plot, mark=sol.posterior, payoffs=spec,
                                      title=f"Pearl Point regions: {name} (severity {sol.severity}, beta {sol.beta:g})")
         if as_json:
@@ -172,8 +185,10 @@ def register(app: typer.Typer) -> None:
             out["assessment"] = assessment.model_dump(mode="json") if assessment is not None else None
             if points is not None:
                 out["sweep"] = [p.model_dump() for p in points]
+            if shifts is not None:
+                out["posterior_sweep"] = [p.model_dump() for p in shifts]
             if plot_path:
                 out["plot"] = plot_path
             typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         else:
-            _print_human(sol, assessment, lang, points, plot_path)
+            _print_human(sol, assessment, lang, points, plot_path, shifts)

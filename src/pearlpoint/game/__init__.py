@@ -17,10 +17,12 @@ from pearlpoint.game.loader import default_payoffs_path, load_payoffs, payoffs_f
 from pearlpoint.game.sensitivity import (
     BETA_GRID,
     BetaPoint,
+    PosteriorPoint,
     RegionGrid,
     plot_regions,
     posterior_regions,
     sweep_beta,
+    sweep_posterior,
 )
 from pearlpoint.game.solution import GameSolution, MixedCommitment, NextTurn, StrategyOutcome, TypeReaction
 from pearlpoint.game.spec import LeaderStrategy, NextState, Payoffs, Reaction, UserType
@@ -29,5 +31,5 @@ __all__ = [
     "BETA_GRID", "BetaPoint", "Explanation", "GameSolution", "LeaderStrategy", "MixedCommitment", "NextState",
     "NextTurn", "Payoffs", "PredictedReaction", "Reaction", "RegionGrid", "StrategyOutcome", "TypeReaction",
     "UserType", "default_payoffs_path", "load_payoffs", "payoffs_from_dict", "plot_regions", "posterior_regions",
-    "solve", "sweep_beta",
+    "PosteriorPoint", "solve", "sweep_beta", "sweep_posterior",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from pearlpoint.errors import InputError, PearlError
 from pearlpoint.game.explain import AnticipatedTurn, Explanation, PredictedReaction
@@ -119,7 +120,12 @@ def solve(assessment: RiskAssessment | Mapping[str, Any] | None = None, payoffs:
     elif isinstance(assessment, RiskAssessment):
         ra = assessment
     else:
-        ra = RiskAssessment.model_validate(dict(assessment))
+        try:
+            ra = RiskAssessment.model_validate(dict(assessment))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(x) for x in first.get("loc", ())) or None
+            raise InputError(f"not a valid risk assessment: {first.get('msg')}", field=field) from None
     if beta is None:
         beta = spec.parameters.beta
     if not np.isfinite(beta) or beta < 0:

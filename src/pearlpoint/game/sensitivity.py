@@ -44,6 +44,36 @@ def sweep_beta(assessment: object = None, betas: Sequence[float] = BETA_GRID, **
     return out
 
 
+class PosteriorPoint(BaseModel):
+    toward: str
+    shift: float
+    posterior: dict[str, float]
+    pearl_point: str
+    rank: int
+    changed: bool
+
+
+def sweep_posterior(assessment: object = None, shifts: Sequence[float] = (0.1, 0.25, 0.5), **kw: object
+                    ) -> list[PosteriorPoint]:
+    """Move the posterior part of the way toward each type's corner, p' = (1-d) p + d e_t, and re-solve.
+
+    Answers "how sure of the user's type does the model have to be for the answer to change?".
+    """
+    from pearlpoint.game.api import solve
+
+    kw = dict(kw)
+    base_post = kw.pop("posterior", None)
+    base = solve(assessment, posterior=base_post, **kw)  # type: ignore[arg-type]
+    out = []
+    for t in base.posterior:
+        for d in shifts:
+            post = {u: (1 - d) * p + (d if u == t else 0.0) for u, p in base.posterior.items()}
+            sol = solve(assessment, posterior=post, **kw)  # type: ignore[arg-type]
+            out.append(PosteriorPoint(toward=t, shift=float(d), posterior=post, pearl_point=sol.pearl_point,
+                                      rank=sol.chosen.rank, changed=sol.pearl_point != base.pearl_point))
+    return out
+
+
 @dataclass(frozen=True)
 class RegionGrid:
     """Pearl Point at each posterior on a regular grid of the 3-type simplex."""
