@@ -32,6 +32,11 @@ def test_default_file_is_complete_and_every_number_is_commented() -> None:
     for s in p.strategies:
         assert s.steering.get("en") and s.steering.get("zh"), s.id
         assert s.label_zh
+        for lang in ("en", "zh"):
+            safety, useful = s.phrases(lang)
+            assert safety and useful, (s.id, lang)
+            assert all(len(x) <= 80 for x in safety + useful), "phrases are short, for a chain"
+        assert s.phrases("zh") != s.phrases("en")
     text = default_payoffs_path().read_text(encoding="utf-8")
     lines = text.splitlines()
     # every per-item number carries its reason on the same line

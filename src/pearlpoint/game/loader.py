@@ -263,7 +263,8 @@ def _validate(data: dict[str, Any], checker: _Checker, source: str) -> Payoffs:
         keys = ("strategies", str(sid))
         spec = c.mapping(spec, keys)
         c.known_keys(spec, ["label", "label_zh", "description", "rank", "cost", "exposure", "safety_phrases",
-                            "usefulness_phrases", "steering"], keys, "field")
+                            "usefulness_phrases", "safety_phrases_zh", "usefulness_phrases_zh", "steering"],
+                     keys, "field")
         c.require(spec, ["rank", "cost", "exposure", "steering"], keys, "field")
         steering = c.mapping(spec["steering"], (*keys, "steering"))
         c.require(steering, ["en"], (*keys, "steering"), "language")
@@ -276,6 +277,8 @@ def _validate(data: dict[str, Any], checker: _Checker, source: str) -> Payoffs:
             exposure=c.number(spec["exposure"], (*keys, "exposure"), 0.0, 1.0),
             safety_phrases=c.phrases(spec.get("safety_phrases"), (*keys, "safety_phrases")),
             usefulness_phrases=c.phrases(spec.get("usefulness_phrases"), (*keys, "usefulness_phrases")),
+            safety_phrases_zh=c.phrases(spec.get("safety_phrases_zh"), (*keys, "safety_phrases_zh")),
+            usefulness_phrases_zh=c.phrases(spec.get("usefulness_phrases_zh"), (*keys, "usefulness_phrases_zh")),
             steering={str(k): c.text(v, (*keys, "steering", str(k))) for k, v in steering.items()},
         ))
     strategy_ids = [s.id for s in strategies]

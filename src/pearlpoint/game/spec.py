@@ -26,7 +26,16 @@ class LeaderStrategy(BaseModel):
     exposure: float = Field(0.0, ge=0.0, le=1.0)
     safety_phrases: list[str] = Field(default_factory=list)
     usefulness_phrases: list[str] = Field(default_factory=list)
+    safety_phrases_zh: list[str] = Field(default_factory=list)
+    usefulness_phrases_zh: list[str] = Field(default_factory=list)
     steering: dict[str, str] = Field(default_factory=dict)
+
+    def phrases(self, lang: str = "en") -> tuple[list[str], list[str]]:
+        """(safety, usefulness) phrases in ``lang``; Chinese falls back to English where missing."""
+        if str(lang).lower().startswith("zh"):
+            return (list(self.safety_phrases_zh or self.safety_phrases),
+                    list(self.usefulness_phrases_zh or self.usefulness_phrases))
+        return list(self.safety_phrases), list(self.usefulness_phrases)
 
     def steer(self, lang: str = "en") -> str:
         """The generator instruction in ``lang``, falling back to English."""
