@@ -34,7 +34,8 @@ def test_default_file_is_complete_and_every_number_is_commented() -> None:
         assert s.label_zh
         for lang in ("en", "zh"):
             safety, useful = s.phrases(lang)
-            assert safety and useful, (s.id, lang)
+            # the full answer carries no safety phrase: a benign chain is the short form
+            assert (safety or s.id == "full_answer") and useful, (s.id, lang)
             assert all(len(x) <= 80 for x in safety + useful), "phrases are short, for a chain"
         assert s.phrases("zh") != s.phrases("en")
     text = default_payoffs_path().read_text(encoding="utf-8")
