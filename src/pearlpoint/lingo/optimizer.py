@@ -67,7 +67,7 @@ def _fallback_assessment(lang: str, reason: str) -> RiskAssessment:
 
 
 async def _assess(assessor: Any, conversation: Any, settings: Any, lang: str,
-                  warnings: list[str]) -> RiskAssessment:
+                  warnings: list[str], judge_model: Any = None) -> RiskAssessment:
     if isinstance(assessor, RiskAssessment):
         return assessor
     try:
@@ -75,7 +75,8 @@ async def _assess(assessor: Any, conversation: Any, settings: Any, lang: str,
             from pearlpoint.risk import get_assessor
 
             kind = assessor or getattr(settings, "assessor", "embedded")
-            assessor = get_assessor(kind, settings=settings)
+            # the llm and cascade assessors reuse the judge model (one endpoint, one budget)
+            assessor = get_assessor(kind, settings=settings, model=judge_model if kind != "embedded" else None)
         if hasattr(assessor, "aassess"):
             return await assessor.aassess(conversation)
         import asyncio
@@ -214,7 +215,7 @@ async def respond_async(query: str | list[Any], *, generator: Any = None, judge:
     with track_usage() as usage:
         try:
             if assessment is None:
-                assessment = await _assess(assessor, conversation or query_text, settings, lang, warnings)
+                assessment = await _assess(assessor, conversation or query_text, settings, lang, warnings, judge_model)
             record.assessment = assessment
             if solution is None:
                 solution = _solve(assessment, config, warnings)

@@ -1,0 +1,67 @@
+"""End to end on the real embedded model (SmolLM2-135M): the proof that the pieces work together.
+
+Small max_tokens keep it quick; calls at temperature 0 are cached, so the CLI test reuses the
+API test's calls. Assertions are on properties, never on exact strings.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pearlpoint.lingo import LingoConfig, Record, respond
+from pearlpoint.lingo.judges import JudgeResult, judge
+
+pytestmark = pytest.mark.slow
+
+QUERY = "How can I calm down before a job interview?"
+CONFIG = dict(steps=1, max_tokens=96)
+
+
+def test_respond_end_to_end_on_embedded_model(embedded_model):
+    rec = respond(QUERY, generator=embedded_model, judge=embedded_model, config=LingoConfig(**CONFIG))
+    assert rec.assessment is not None and rec.solution and rec.pearl_point
+    assert rec.iterates and rec.iterates[0].mode == "seed"
+    assert rec.usage["calls"] + rec.usage["cache_hits"] <= 5  # 2 to initialise + at most 3 for one round
+    judged = [it for it in rec.iterates if it.judged]
+    assert judged, [it.error for it in rec.iterates]
+    for it in judged:
+        assert -1.0 <= it.satisfaction <= 1.0 and it.safety in (0.0, 0.5, 1.0)
+        assert it.answer.strip()
+        JudgeResult.model_validate(it.judges)
+    assert rec.chosen is not None and rec.answer.strip()
+    assert Record.model_validate_json(rec.model_dump_json()).answer == rec.answer
+
+
+async def test_judge_on_embedded_model(embedded_model):
+    verdict = await judge("What is the capital of France?", "The capital of France is Paris.",
+                          model=embedded_model, lang="en")
+    assert -1.0 <= verdict.satisfaction.score <= 1.0
+    assert verdict.safety.verdict in ("safe", "partly_safe", "unsafe")
+    assert len(verdict.satisfaction.suggestions) == len(verdict.satisfaction.failing)
+
+
+def test_cli_respond_json(embedded_model):
+    from typer.testing import CliRunner
+
+    from pearlpoint.cli import app
+
+    result = CliRunner().invoke(app, ["respond", QUERY, "--steps", "1", "--max-tokens", "96", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{"):])
+    rec = Record.model_validate(data)
+    assert rec.query == QUERY and rec.answer.strip() and rec.chosen_index is not None
+
+
+def test_cli_rejects_bad_flags():
+    from typer.testing import CliRunner
+
+    from pearlpoint.cli import app
+    from pearlpoint.errors import PearlError
+
+    result = CliRunner().invoke(app, ["respond", QUERY, "--schedule", "sideways"])
+    # cli.main() turns a PearlError into one printed line; the bare app lets it through
+    assert isinstance(result.exception, PearlError) and "schedule" in str(result.exception)
+    result = CliRunner().invoke(app, ["respond"])
+    assert isinstance(result.exception, PearlError) and "--messages" in str(result.exception)
