@@ -128,8 +128,9 @@ def solve(assessment: RiskAssessment | Mapping[str, Any] | None = None, payoffs:
             raise InputError(f"not a valid risk assessment: {first.get('msg')}", field=field) from None
     if beta is None:
         beta = spec.parameters.beta
-    if not np.isfinite(beta) or beta < 0:
-        raise InputError(f"beta must be a non-negative number, got {beta}", field="beta")
+    for name, value in (("beta", beta), ("alpha", alpha), ("gamma", gamma), ("budget", budget)):
+        if value is not None and (not np.isfinite(value) or value < 0):
+            raise InputError(f"{name} must be a non-negative number, got {value}", field=name)
     cat_id, sev, cat_name = category_info(category or ra.category, ra.severity, policy)
     if severity is not None:
         sev = int(severity)
