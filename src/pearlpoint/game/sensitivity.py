@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -162,7 +163,12 @@ def plot_regions(grid: RegionGrid, path: str | os.PathLike[str], *, title: str |
     if payoffs is not None:
         labels = [payoffs.strategy(s).label for s in grid.strategy_ids]
     used = sorted(set(grid.choice.tolist()))
-    handles = [Patch(color=cmap(i), label=labels[i]) for i in used]
+    handles: list[Any] = [Patch(color=cmap(i), label=labels[i]) for i in used]
+    if grid.infeasible.any():
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], marker="x", linestyle="none", color="black", markersize=5,
+                              label="over budget: safest shown, flagged"))
     ax.legend(handles=handles, loc="upper right", fontsize=8, frameon=False, bbox_to_anchor=(1.08, 1.0))
     ax.set_title(title or f"Pearl Point regions (severity {grid.severity}, beta {grid.beta:g})", pad=28)
     ax.set_aspect("equal")
