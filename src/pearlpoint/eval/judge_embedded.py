@@ -105,6 +105,29 @@ class LinearHead:
         return _softmax(logits)
 
 
+@dataclass
+class MLPHead:
+    """Standardise, one ReLU hidden layer, softmax: a little non-linearity where refusal, partial
+    refusal and compliance overlap in embedding space."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    w1: np.ndarray          # (d, h)
+    b1: np.ndarray          # (h,)
+    w2: np.ndarray          # (h, k)
+    b2: np.ndarray          # (k,)
+    classes: list[Any]
+
+    def proba(self, X: np.ndarray) -> np.ndarray:
+        Z = (X - self.mean) / self.scale
+        H = np.maximum(Z @ self.w1 + self.b1, 0.0)
+        logits = H @ self.w2 + self.b2
+        if logits.shape[1] == 1:
+            p = _sigmoid(logits[:, 0])
+            return np.stack([1 - p, p], axis=1)
+        return _softmax(logits)
+
+
 class EmbeddedResponseJudge:
     """Load once, classify many. ``classify`` never raises on odd text (empty, huge, mixed language)."""
 
@@ -142,25 +165,30 @@ class EmbeddedResponseJudge:
         return self.classify([prompt], [response])[0]
 
 
-_CACHE: dict[str, tuple[dict[str, LinearHead], dict]] = {}
+Head = LinearHead | MLPHead
+_CACHE: dict[str, tuple[dict[str, Head], dict]] = {}
 
 
 def default_weights_path() -> Path:
     return Path(str(resources.files("pearlpoint.eval").joinpath("data/judge_weights.npz")))
 
 
-def save_heads(path: str | Path, heads: dict[str, LinearHead], meta: dict) -> None:
+_ARRAYS = {"linear": ("mean", "scale", "coef", "intercept"), "mlp": ("mean", "scale", "w1", "b1", "w2", "b2")}
+
+
+def save_heads(path: str | Path, heads: dict[str, Head], meta: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
+    kinds = {}
     for name, h in heads.items():
-        arrays[f"{name}__mean"] = h.mean.astype(np.float32)
-        arrays[f"{name}__scale"] = h.scale.astype(np.float32)
-        arrays[f"{name}__coef"] = h.coef.astype(np.float32)
-        arrays[f"{name}__intercept"] = h.intercept.astype(np.float32)
+        kind = "mlp" if isinstance(h, MLPHead) else "linear"
+        kinds[name] = kind
+        for field_name in _ARRAYS[kind]:
+            arrays[f"{name}__{field_name}"] = np.asarray(getattr(h, field_name), dtype=np.float32)
     np.savez_compressed(path, **arrays)
     meta = dict(meta)
-    meta["heads"] = {name: {"classes": list(h.classes)} for name, h in heads.items()}
+    meta["heads"] = {name: {"classes": list(h.classes), "kind": kinds[name]} for name, h in heads.items()}
     path.with_name(path.stem.replace("_weights", "") + "_meta.json").write_text(
         json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -169,7 +197,7 @@ def meta_path_for(path: Path) -> Path:
     return path.with_name(path.stem.replace("_weights", "") + "_meta.json")
 
 
-def load_heads(path: str | Path | None = None) -> tuple[dict[str, LinearHead], dict]:
+def load_heads(path: str | Path | None = None) -> tuple[dict[str, Head], dict]:
     path = Path(path) if path else default_weights_path()
     key = str(path)
     if key in _CACHE:
@@ -180,9 +208,10 @@ def load_heads(path: str | Path | None = None) -> tuple[dict[str, LinearHead], d
                           "train them with: python -m pearlpoint.eval.train_judge --out DIR")
     meta = json.loads(mpath.read_text(encoding="utf-8"))
     with np.load(path) as z:
-        heads = {}
+        heads: dict[str, Head] = {}
         for name, info in meta["heads"].items():
-            heads[name] = LinearHead(mean=z[f"{name}__mean"], scale=z[f"{name}__scale"], coef=z[f"{name}__coef"],
-                                     intercept=z[f"{name}__intercept"], classes=info["classes"])
+            kind = info.get("kind", "linear")
+            arrays = {f: z[f"{name}__{f}"] for f in _ARRAYS[kind]}
+            heads[name] = (MLPHead if kind == "mlp" else LinearHead)(**arrays, classes=info["classes"])
     _CACHE[key] = (heads, meta)
     return heads, meta

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pearlpoint.eval.embedded_heads import fit_linear_head
+from pearlpoint.eval.embedded_heads import fit_linear_head, fit_mlp_head
 from pearlpoint.eval.features import FEATURE_NAMES, phrase_baseline
 from pearlpoint.eval.judge_data import JudgeExample, compose_seed_examples, load_do_not_answer
 from pearlpoint.eval.judge_embedded import REFUSAL_CLASSES, featurize, save_heads
@@ -55,9 +55,13 @@ def split_by_prompt(groups: list[str], test_share: float, seed: int) -> np.ndarr
     return np.array([g in held for g in groups])
 
 
-def fit_all(X: np.ndarray, examples: list[JudgeExample], weights: np.ndarray, *, c: float, seed: int) -> dict:
+def fit_all(X: np.ndarray, examples: list[JudgeExample], weights: np.ndarray, *, c: float, seed: int,
+            refusal_head: str = "mlp") -> dict:
     y_ref = np.array([e.refusal for e in examples])
-    heads = {"refusal": fit_linear_head(X, y_ref, weights, c=c, seed=seed)}
+    if refusal_head == "mlp":
+        heads = {"refusal": fit_mlp_head(X, y_ref, weights, seed=seed)}
+    else:
+        heads = {"refusal": fit_linear_head(X, y_ref, weights, c=c, seed=seed)}
     act_mask = np.array([e.action is not None for e in examples])
     y_act = np.array([e.action if e.action is not None else -1 for e in examples])
     heads["action"] = fit_linear_head(X[act_mask], y_act[act_mask], weights[act_mask], c=c, seed=seed)
@@ -122,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra labelled JSONL (prompt, response, refusal[, action, harmful]); repeatable")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--c", type=float, default=0.05, help="inverse L2 strength of the heads")
+    ap.add_argument("--refusal-head", choices=("mlp", "linear"), default="mlp",
+                    help="refusal head: one-hidden-layer MLP (default) or logistic regression")
     ap.add_argument("--test-share", type=float, default=0.2)
     ap.add_argument("--cache-dir", default=".pearl-cache/judge", help="embedding cache ('' to disable)")
     ap.add_argument("--no-refit", action="store_true", help="ship the train-split model instead of refitting on all")
@@ -142,16 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     held = split_by_prompt([e.group for e in examples], args.test_share, args.seed)
     train = ~held
     heads = fit_all(X[train], [e for e, m in zip(examples, train, strict=True) if m], weights[train],
-                    c=args.c, seed=args.seed)
+                    c=args.c, seed=args.seed, refusal_head=args.refusal_head)
     report = evaluate(heads, X, examples, held)
     report["split"] = {"train_rows": int(train.sum()), "held_out_rows": int(held.sum()),
                        "held_out_prompts": len({e.group for e, m in zip(examples, held, strict=True) if m}),
                        "by": "prompt", "test_share": args.test_share}
     if not args.no_refit:
-        heads = fit_all(X, examples, weights, c=args.c, seed=args.seed)
+        heads = fit_all(X, examples, weights, c=args.c, seed=args.seed, refusal_head=args.refusal_head)
     meta = {"encoder": "all-MiniLM-L6-v2", "feature_names": FEATURE_NAMES, "layout":
             "emb(head)[384] emb(rest)[384] emb(prompt)[384] cos(prompt,head) cos(prompt,rest) text_features",
             "refusal_classes": list(REFUSAL_CLASSES), "seed": args.seed, "c": args.c,
+            "refusal_head": args.refusal_head,
             "trained_on": "all rows" if not args.no_refit else "train split",
             "n_examples": len(examples), "held_out_agreement": report,
             "command": "python -m pearlpoint.eval.train_judge " + " ".join(argv if argv is not None else sys.argv[1:])}
