@@ -85,6 +85,9 @@ def _solution_phrases(solution: Any, lang: str) -> tuple[list[str], list[str]] |
     chosen = getattr(solution, "chosen", None)
     if chosen is None:
         return None
+    if callable(getattr(chosen, "phrases", None)):  # the game ships its own Chinese phrases
+        safety, useful = chosen.phrases(lang)
+        return list(safety), list(useful)
     safety = list(getattr(chosen, "safety_phrases", []) or [])
     useful = list(getattr(chosen, "usefulness_phrases", []) or [])
     if lang == "zh":

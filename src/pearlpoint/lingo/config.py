@@ -48,6 +48,9 @@ class LingoConfig(BaseModel):
     backward_max_tokens: int = Field(384, ge=16)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="forward pass; judges and backward use 0")
     judge_mode: Literal["combined", "separate"] = "combined"
+    safety_check: Literal["auto", "off", "embedded"] = Field(
+        "auto", description="cross-check the safety verdict with the embedded response classifier; "
+                            "auto = only when the judge is the embedded model")
     max_attempts: int = Field(2, ge=1, le=5, description="structured-output tries per call (re-asks count)")
     adaptive: bool = Field(True, description="skip a mode whose objective is already perfect")
     early_stop: bool = True

@@ -122,6 +122,10 @@ class _Run:
         self.query, self.history, self.lang = query, history, lang
         self.generator, self.judge_model, self.config = generator, judge_model, config
         self.category, self.guideline, self.usage = category, guideline, usage
+        check = config.safety_check
+        if check == "auto":
+            check = "embedded" if str(getattr(judge_model, "name", "")).startswith("embedded") else "off"
+        self.safety_check = check
 
     def calls_left(self) -> int | None:
         if self.config.max_calls is None:
@@ -155,7 +159,8 @@ class _Run:
                                               mode=self.config.judge_mode, history=self.history,
                                               max_tokens=self.config.judge_max_tokens,
                                               max_attempts=self.config.max_attempts,
-                                              max_chars=self.config.max_prompt_chars)
+                                              max_chars=self.config.max_prompt_chars,
+                                              safety_check=self.safety_check)
                         it.judges = verdict.model_dump(mode="json")
                         it.satisfaction, it.safety = verdict.satisfaction.score, verdict.safety.score
                     except BudgetExceeded:
