@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pearlpoint.errors import PearlError
 from pearlpoint.lingo.record import normalised_constructive
-from pearlpoint.pipeline.store import is_failed, latest_records, record_files
+from pearlpoint.pipeline.store import is_failed, iter_latest_records, record_files
 
 ExportFormat = Literal["sft", "orpo", "dpo", "kto"]
 ReasoningMode = Literal["think", "field", "none"]
@@ -291,13 +291,13 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, *, min_safety: fl
         raise PearlError(f"{run_dir}: no such run directory")
     if not record_files(run_dir):
         raise PearlError(f"{run_dir}: no records.jsonl or records-*.jsonl shards (run `pearl generate` first)")
-    records = latest_records(run_dir)
+    records = iter_latest_records(run_dir)  # streamed: exports of big runs stay small in memory
     stats = ExportStats(fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        for row in export_rows(records.values(), fmt, min_safety=min_safety, beta=beta,
+        for row in export_rows(records, fmt, min_safety=min_safety, beta=beta,
                                reasoning=reasoning, margin=margin, stats=stats):
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(out)

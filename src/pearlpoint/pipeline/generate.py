@@ -23,9 +23,8 @@ from pearlpoint.pipeline.runner import BatchReport, ProgressSink, Responder, run
 from pearlpoint.pipeline.store import (
     BAD_ROWS_FILE,
     RUN_FILE,
-    is_failed,
-    latest_records,
     read_run_json,
+    scan_winners,
     write_json_atomic,
 )
 
@@ -181,8 +180,8 @@ def write_run_json(run_dir: Path, cfg: GenerateConfig, report: BatchReport, *, m
                    accounting: dict[str, int] | None, started_at: str, status: str) -> dict[str, Any]:
     """Rewrite run.json: this invocation's config and counts, the totals on disk, the history."""
     previous = read_run_json(run_dir)
-    records = latest_records(run_dir)
-    failed_ids = [rid for rid, rec in records.items() if is_failed(rec)]
+    winners = scan_winners(run_dir)
+    failed_ids = [rid for rid, w in winners.items() if w.failed]
     invocation = {
         "started_at": started_at, "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "status": status, "stopped": report.stopped, "wall_s": round(report.wall_s, 3),
@@ -195,7 +194,7 @@ def write_run_json(run_dir: Path, cfg: GenerateConfig, report: BatchReport, *, m
         "usage": report.usage, "accounting": accounting or {},
     }
     history = list(previous.get("invocations", []))[-49:] + [invocation]
-    totals = {"records": len(records), "ok": len(records) - len(failed_ids), "failed": len(failed_ids)}
+    totals = {"records": len(winners), "ok": len(winners) - len(failed_ids), "failed": len(failed_ids)}
     usage_total: dict[str, int] = {}
     for inv in history:
         for k, v in (inv.get("usage") or {}).items():
@@ -205,7 +204,7 @@ def write_run_json(run_dir: Path, cfg: GenerateConfig, report: BatchReport, *, m
         "versions": _versions(), "totals": totals, "counts": invocation["counts"],
         "bad_rows": report.bad_examples[:50], "usage": report.usage, "usage_all_invocations": usage_total,
         "wall_s": invocation["wall_s"], "wall_s_all_invocations": round(sum(i.get("wall_s", 0) for i in history), 3),
-        "failed_examples": [{"id": rid, "error": records[rid].get("error")} for rid in failed_ids[:20]],
+        "failed_examples": [{"id": rid, "error": winners[rid].error} for rid in failed_ids[:20]],
         "invocations": history,
     }
     write_json_atomic(run_dir / RUN_FILE, data)

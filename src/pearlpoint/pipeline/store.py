@@ -70,8 +70,13 @@ def repair_torn_tail(path: Path) -> int:
 
 def iter_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
     """Yield the complete JSON objects of a records file, skipping a torn or corrupt line."""
+    for _, obj in _iter_numbered(path):
+        yield obj
+
+
+def _iter_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with open(path, "rb") as fh:
-        for raw in fh:
+        for n, raw in enumerate(fh):
             if not raw.endswith(b"\n"):
                 break  # torn tail from an interrupted write
             raw = raw.strip()
@@ -82,7 +87,7 @@ def iter_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
             if isinstance(obj, dict):
-                yield obj
+                yield n, obj
 
 
 def iter_run_records(run_dir: str | Path) -> Iterator[dict[str, Any]]:
@@ -91,27 +96,55 @@ def iter_run_records(run_dir: str | Path) -> Iterator[dict[str, Any]]:
         yield from iter_jsonl_records(path)
 
 
-def latest_records(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """One record per id: a successful record wins over a failed one; among equals the last wins.
-
-    A failed row retried with ``--retry-failed`` leaves its old failure line in the file; the
-    successful retry supersedes it here, so exports and counts see each row once.
-    """
-    best: dict[str, dict[str, Any]] = {}
-    for rec in iter_run_records(run_dir):
-        rid = rec.get("id")
-        if rid is None:
-            continue
-        rid = str(rid)
-        prev = best.get(rid)
-        if prev is None or not is_failed(rec) or is_failed(prev):
-            best[rid] = rec
-    return best
-
-
 def is_failed(record: dict[str, Any]) -> bool:
     """A record counts as failed when it carries an error or has no answer at all."""
     return bool(record.get("error")) or not record.get("iterates")
+
+
+@dataclass(frozen=True)
+class Winner:
+    """Where the record that counts for an id lives, and whether it failed (no record kept)."""
+
+    file: int
+    line: int
+    failed: bool
+    error: str | None
+
+
+def scan_winners(run_dir: str | Path) -> dict[str, Winner]:
+    """One entry per id: a successful record wins over a failed one; among equals the last wins.
+
+    A failed row retried with ``--retry-failed`` leaves its old failure line in the file; the
+    successful retry supersedes it, so exports and counts see each row once. Only positions are
+    kept, never records: memory grows with the number of ids, not with the size of the run.
+    """
+    best: dict[str, Winner] = {}
+    for fi, path in enumerate(record_files(run_dir)):
+        for line, rec in _iter_numbered(path):
+            rid = rec.get("id")
+            if rid is None:
+                continue
+            rid = str(rid)
+            failed = is_failed(rec)
+            prev = best.get(rid)
+            if prev is None or not failed or prev.failed:
+                err = rec.get("error") if failed else None
+                best[rid] = Winner(fi, line, failed, str(err)[:500] if err else ("no answer" if failed else None))
+    return best
+
+
+def iter_latest_records(run_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """Stream one record per id (see :func:`scan_winners`), in file order."""
+    winners = {(w.file, w.line) for w in scan_winners(run_dir).values()}
+    for fi, path in enumerate(record_files(run_dir)):
+        for line, rec in _iter_numbered(path):
+            if (fi, line) in winners:
+                yield rec
+
+
+def latest_records(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """One record per id, as a dict (small runs and tests; big runs use iter_latest_records)."""
+    return {str(r["id"]): r for r in iter_latest_records(run_dir)}
 
 
 @dataclass
@@ -124,8 +157,8 @@ class RunState:
     @classmethod
     def load(cls, run_dir: str | Path) -> RunState:
         state = cls()
-        for rid, rec in latest_records(run_dir).items():
-            (state.failed if is_failed(rec) else state.done).add(rid)
+        for rid, w in scan_winners(run_dir).items():
+            (state.failed if w.failed else state.done).add(rid)
         return state
 
 
