@@ -3,6 +3,8 @@
 Variants, side by side in one run (the upstream is a real OpenAI-compatible server in a child
 process, answering after a fixed latency):
 
+- ``model-only``: the same K calls per row from 32 plain coroutines, no pipeline: what the model
+  layer and the machine allow, so the pipeline's own overhead is the gap to ``calls``;
 - ``calls``: the batch loop with a responder that makes K sequential model calls per row (the
   pipeline and model layer only: bounded queue, workers, fsync'd writes, HTTP client, accounting);
 - ``csa``: the full loop, :func:`pearlpoint.lingo.respond_async` per row (assess -> solve -> chain
@@ -65,6 +67,30 @@ async def run_calls(base_url: str, rows: int, concurrency: int, calls: int, work
     wall = time.perf_counter() - t
     await model.aclose()
     return {"rows": report.succeeded, "failed": report.failed, "wall_s": wall, "calls": run_json["usage"]["calls"]}
+
+
+async def run_model_only(base_url: str, rows: int, concurrency: int, calls: int) -> dict:
+    """The same calls with no pipeline at all (32 coroutines looping over rows): the model layer's
+    and this machine's own ceiling, to separate the pipeline's overhead from theirs."""
+    from pearlpoint.llm import GenerationParams, Message
+
+    model = openai_model(base_url, concurrency)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(rows):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            for step in range(calls):
+                await model.chat([Message(role="user", content=f"[{step}] {PROMPTS[i % 4]}")],
+                                 params=GenerationParams(max_tokens=16, temperature=0.7))
+
+    t = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - t
+    await model.aclose()
+    return {"rows": rows, "failed": 0, "wall_s": wall, "calls": rows * calls}
 
 
 async def run_csa(base_url: str, rows: int, concurrency: int, steps: int, work: Path) -> dict:
@@ -176,6 +202,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with MockServerProcess(delay_s=args.latency, reply="A short, friendly answer.") as plain:
+            bare = asyncio.run(run_model_only(plain.base_url, args.rows, args.concurrency, args.calls))
             calls = asyncio.run(run_calls(plain.base_url, args.rows, args.concurrency, args.calls, work))
             ref = run_reference(plain.base_url, args.reference_rows, args.concurrency, args.calls)
         with MockServerProcess(delay_s=args.latency, reply=scripted_csa_reply([])) as csa_srv:
@@ -184,7 +211,7 @@ def main() -> None:
             memory = measure_memory(fast.base_url, [int(x) for x in args.memory_sizes.split(",")], work)
 
     table = []
-    for name, r in (("calls", calls), ("csa", csa), ("reference", ref)):
+    for name, r in (("model-only", bare), ("calls", calls), ("csa", csa), ("reference", ref)):
         per_row = r["calls"] / max(1, r["rows"])
         ideal = args.concurrency / (per_row * args.latency)
         rate = r["rows"] / r["wall_s"]
