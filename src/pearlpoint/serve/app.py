@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pearlpoint.errors import PearlError
+from pearlpoint.llm import GenerationParams, Message, get_model
 from pearlpoint.serve.audit import AuditEntry, AuditLog, conversation_hash
 from pearlpoint.serve.auth import KeyRing
 from pearlpoint.serve.config import ServeConfig, load_config
@@ -71,8 +72,6 @@ class ServeState:
 
 
 def build_upstream(cfg: ServeConfig) -> Any:
-    from pearlpoint.llm import get_model
-
     u = cfg.upstream
     return get_model(u.model, base_url=u.base_url, model_name=u.model_name, api_key=u.api_key,
                      timeout_s=u.timeout_s, max_retries=u.max_retries, concurrency=u.concurrency, cache=False,
@@ -83,8 +82,6 @@ def build_judge(cfg: ServeConfig, upstream: Any) -> Any:
     r = cfg.refine
     if r.steps == 0 or r.judge_model is None:
         return upstream
-    from pearlpoint.llm import get_model
-
     return get_model(r.judge_model, base_url=r.judge_base_url, model_name=r.judge_model_name,
                      api_key=r.judge_api_key, cache=False)
 
@@ -263,8 +260,6 @@ def _pearl_headers(pearl: dict[str, Any]) -> dict[str, str]:
 
 
 def _upstream_messages(decision: Decision, req: ChatRequest) -> list[Any]:
-    from pearlpoint.llm import Message
-
     msgs = []
     if decision.steering:
         msgs.append(Message(role="system", content=decision.steering))
@@ -280,7 +275,6 @@ def _should_refine(cfg: ServeConfig, decision: Decision) -> bool:
 async def _refine(state: ServeState, req: ChatRequest, decision: Decision, max_tokens: int) -> tuple[str, dict]:
     """Lingo-BP refinement; returns the chosen answer and its judge scores."""
     from pearlpoint.lingo import LingoConfig, respond_async
-    from pearlpoint.llm import Message
 
     query = [Message(role=m.plain_role, content=m.text()) for m in req.messages  # type: ignore[arg-type]
              if m.plain_role in ("user", "assistant")]
@@ -338,18 +332,7 @@ def create_app(proxy: Proxy) -> Any:
     async def _validation(_: Request, exc: RequestValidationError) -> Any:
         return err(ApiError(422, str(exc.errors()[0].get("msg", "invalid request"))))
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Any:
-        t0 = time.perf_counter()
-        route = request.url.path if request.url.path in _ROUTES else "other"
-        try:
-            response = await call_next(request)
-        except Exception:
-            metrics.requests.inc(route=route, status="500")
-            raise
-        metrics.requests.inc(route=route, status=str(response.status_code))
-        metrics.latency.observe(time.perf_counter() - t0, route=route)
-        return response
+    app.add_middleware(_ObserveMiddleware, metrics=metrics)
 
     def authenticate(request: Request, state: ServeState) -> Any:
         client = state.keyring.identify(_bearer(request.headers))
@@ -406,8 +389,6 @@ def create_app(proxy: Proxy) -> Any:
         req = _parse_request(await _read_body(request, st.cfg.limits.max_body_bytes), st.cfg)
         lim = st.cfg.limits
         max_tokens = min(req.max_completion_tokens or req.max_tokens or lim.default_max_tokens, lim.max_tokens_cap)
-        from pearlpoint.llm import GenerationParams
-
         params = GenerationParams(temperature=0.7 if req.temperature is None else req.temperature,
                                   max_tokens=max_tokens, top_p=req.top_p or 1.0, seed=req.seed,
                                   stop=req.stop_list())
@@ -419,8 +400,6 @@ def create_app(proxy: Proxy) -> Any:
                                                    ensure_ascii=False),
                            turns=sum(1 for m in req.messages if m.role == "user"), stream=req.stream)
         try:
-            from pearlpoint.llm import Message
-
             t = time.perf_counter()
             try:
                 decision = await st.engine.decide(
@@ -476,6 +455,32 @@ def create_app(proxy: Proxy) -> Any:
 
 
 _ROUTES = {"/v1/chat/completions", "/v1/models", "/healthz", "/metrics", "/admin/reload"}
+
+
+class _ObserveMiddleware:
+    """Counts requests by route and status and times them. Plain ASGI (no per-request task or stream)."""
+
+    def __init__(self, app: Any, metrics: ServeMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        route = scope["path"] if scope["path"] in _ROUTES else "other"
+        status = {"code": 500}
+
+        async def send_and_note(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.metrics.requests.inc(route=route, status=str(status["code"]))
+            self.metrics.latency.observe(time.perf_counter() - t0, route=route)
 
 
 def _fill_audit(audit: AuditEntry, d: Decision) -> None:

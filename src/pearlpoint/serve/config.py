@@ -98,7 +98,8 @@ class CSAConfig(BaseModel):
     beta: float = Field(2.0, gt=0)
     steer: bool = True
     leak_filter: bool = True
-    assess_workers: int = Field(2, ge=1, le=64)
+    assess_workers: int = Field(2, ge=1, le=64, description="threads that assess (and solve) requests")
+    max_batch: int = Field(64, ge=1, le=1024, description="most requests embedded in one assessor call")
 
 
 class ServeConfig(BaseModel):

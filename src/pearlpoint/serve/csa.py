@@ -200,11 +200,10 @@ class CSAEngine:
     and a lone request waits for nothing.
     """
 
-    max_batch = 64
-
     def __init__(self, cfg: ServeConfig, *, assessor: Any = None, memory: ConversationMemory | None = None) -> None:
         self.cfg = cfg
         self.memory = memory or ConversationMemory()
+        self.max_batch = cfg.csa.max_batch
         try:
             from pearlpoint.policy import get_policy
         except ImportError as exc:  # pragma: no cover - policy ships with the package

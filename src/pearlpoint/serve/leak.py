@@ -10,6 +10,7 @@ before they are checked.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -31,6 +32,12 @@ def _tokens(text: str) -> list[tuple[str, int]]:
     return [(m.group(0).lower(), m.start()) for m in _TOKEN.finditer(text)]
 
 
+@functools.lru_cache(maxsize=1024)
+def _shingles_of_text(text: str) -> frozenset[tuple[str, ...]]:
+    """Steering texts repeat (same category and strategy), so their fingerprints are cached."""
+    return frozenset(_shingles([t for t, _ in _tokens(text)]))
+
+
 def _shingles(tokens: list[str]) -> set[tuple[str, ...]]:
     out: set[tuple[str, ...]] = set()
     words = [t for t in tokens if not _CJK.fullmatch(t)]
@@ -49,9 +56,8 @@ class LeakGuard:
     secrets: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._shingles: set[tuple[str, ...]] = set()
-        for text in self.protected:
-            self._shingles |= _shingles([t for t, _ in _tokens(text)])
+        self._shingles: frozenset[tuple[str, ...]] = frozenset().union(
+            *(_shingles_of_text(text) for text in self.protected))
         self.secrets = [s for s in self.secrets if s and len(s) >= 6]
 
     @property
