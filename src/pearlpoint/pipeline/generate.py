@@ -202,7 +202,8 @@ def write_run_json(run_dir: Path, cfg: GenerateConfig, report: BatchReport, *, m
     data = {
         "pearlpoint_run": 1, "status": status, "config": cfg.to_json(), "models": models,
         "versions": _versions(), "totals": totals, "counts": invocation["counts"],
-        "bad_rows": report.bad_examples[:50], "usage": report.usage, "usage_all_invocations": usage_total,
+        "bad_rows": report.bad_examples[:50], "usage": report.usage,
+        "accounting": invocation["accounting"], "usage_all_invocations": usage_total,
         "wall_s": invocation["wall_s"], "wall_s_all_invocations": round(sum(i.get("wall_s", 0) for i in history), 3),
         "failed_examples": [{"id": rid, "error": winners[rid].error} for rid in failed_ids[:20]],
         "invocations": history,
