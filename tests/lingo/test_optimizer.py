@@ -289,3 +289,25 @@ def test_record_roundtrip_and_properties():
                  usage={"calls": 2, "cache_hits": 1})
     back = Record.model_validate_json(rec.model_dump_json())
     assert back == rec and back.answer == "hello" and back.calls == 3 and back.chosen.constructive(2.0) == 0.4
+
+
+async def test_text_forward_format_verbalises_the_chain_as_reasoning(scripted):
+    query = "I keep waking at 3am {{ x }} {response}"
+    model, backend = scripted({"chat": "Try a wind-down routine. My safety strategy says no pills. Dim the lights.",
+                               "judge": judge_json(1)})
+    rec = await respond_async(query, generator=model, judge=model, assessment=RISKY,
+                              config=cfg(steps=0, forward_format="text"))
+    seed = rec.initial
+    assert seed.answer == "Try a wind-down routine. Dim the lights."   # the meta sentence is scrubbed
+    assert seed.chain.strategies.safety[0] in seed.reasoning and seed.reasoning.startswith("What this person needs")
+    assert query in backend.of_kind("chat")[0][-1].content
+    assert rec.usage["calls"] == 2
+
+
+def test_auto_forward_format_is_text_only_on_the_embedded_model():
+    from types import SimpleNamespace
+
+    from pearlpoint.chain.forward import resolve_format
+    assert resolve_format("auto", SimpleNamespace(name="embedded:SmolLM2")) == "text"
+    assert resolve_format("auto", SimpleNamespace(name="openai:gpt")) == "json"
+    assert resolve_format("json", SimpleNamespace(name="embedded:x")) == "json"

@@ -83,14 +83,40 @@ def history_dicts(history: list[Any] | None) -> list[dict[str, str]]:
     return out
 
 
+def resolve_format(fmt: str, model: Any) -> str:
+    """``auto``: plain text on the embedded model (grammar-constrained JSON is slow there and a 135M
+    model writes better prose outside a JSON string), JSON elsewhere."""
+    if fmt != "auto":
+        return fmt
+    return "text" if str(getattr(model, "name", "")).startswith("embedded") else "json"
+
+
 async def forward(chain: SafetyChain, query: str, *, model: Any, lang: str = "en",
                   history: list[Any] | None = None, max_tokens: int = 512, temperature: float = 0.0,
-                  max_attempts: int = 2) -> ForwardOutput:
-    """Write reasoning + answer for ``query`` following ``chain``. Raises StructuredOutputError."""
+                  max_attempts: int = 2, fmt: str = "json") -> ForwardOutput:
+    """Write reasoning + answer for ``query`` following ``chain``. Raises StructuredOutputError.
+
+    ``fmt="json"``: one structured call returns the model's own reasoning and the answer.
+    ``fmt="text"``: the model writes only the answer; the reasoning is the chain verbalised.
+    ``fmt="auto"``: see :func:`resolve_format`.
+    """
     from pearlpoint.llm import GenerationParams, generate_structured
-    from pearlpoint.prompts import render_messages
+    from pearlpoint.prompts import render, render_messages
 
     lang = "zh" if lang == "zh" else "en"
+    if resolve_format(fmt, model) == "text":
+        msgs = render_messages("chain_forward_text", lang=lang, chain=chain.model_dump(), query=query,
+                               history=history_dicts(history))
+        res = await model.chat(msgs, params=GenerationParams(max_tokens=max_tokens, temperature=temperature))
+        text = res.text.strip()
+        if not text:
+            from pearlpoint.errors import StructuredOutputError
+
+            raise StructuredOutputError(f"{getattr(model, 'name', 'model')}: the forward pass returned an empty answer",
+                                        raw=res.text, attempts=1)
+        answer, removed = scrub_meta(text, query, lang)
+        reasoning = (res.reasoning or "").strip() or render("chain_reasoning", lang=lang, chain=chain.model_dump())
+        return ForwardOutput(reasoning=reasoning, answer=answer, scrubbed=removed)
     msgs = render_messages("chain_forward", lang=lang, chain=chain.model_dump(), query=query,
                            history=history_dicts(history))
     params = GenerationParams(max_tokens=max_tokens, temperature=temperature)

@@ -48,6 +48,9 @@ class LingoConfig(BaseModel):
     backward_max_tokens: int = Field(384, ge=16)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="forward pass; judges and backward use 0")
     judge_mode: Literal["combined", "separate"] = "combined"
+    forward_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="json: the model writes reasoning + answer; text: only the answer, reasoning = "
+                            "the chain verbalised; auto: text on the embedded model, json elsewhere")
     safety_check: Literal["auto", "off", "embedded"] = Field(
         "auto", description="cross-check the safety verdict with the embedded response classifier; "
                             "auto = only when the judge is the embedded model")

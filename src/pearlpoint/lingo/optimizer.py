@@ -142,7 +142,7 @@ class _Run:
             try:
                 out = await forward(chain, self.query, model=self.generator, lang=self.lang, history=self.history,
                                     max_tokens=self.config.max_tokens, temperature=self.config.temperature,
-                                    max_attempts=self.config.max_attempts)
+                                    max_attempts=self.config.max_attempts, fmt=self.config.forward_format)
                 it.reasoning, it.answer = out.reasoning, out.answer
             except BudgetExceeded:
                 raise
