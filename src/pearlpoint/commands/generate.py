@@ -40,6 +40,8 @@ def register(app: typer.Typer) -> None:
         schedule: str | None = typer.Option(None, "--schedule", help="Modes per round, e.g. 'developer,user'."),
         beta: float = typer.Option(2.0, "--beta", help="Risk weight when choosing the best iterate."),
         max_tokens: int | None = typer.Option(None, "--max-tokens", help="Longest forward answer, in tokens."),
+        no_early_stop: bool = typer.Option(False, "--no-early-stop", help="Keep refining after a perfect "
+                                           "score: more iterates per row, so more preference pairs to export."),
         limit: int | None = typer.Option(None, "--limit", "-n", help="Only the first N usable prompts."),
         budget_calls: int | None = typer.Option(None, "--budget-calls", help="Stop cleanly after N model calls."),
         budget_tokens: int | None = typer.Option(None, "--budget-tokens", help="Stop cleanly after N tokens."),
@@ -65,7 +67,7 @@ def register(app: typer.Typer) -> None:
                      "judge_base_url": judge_base_url}
         cfg = GenerateConfig(input=input, out=out, field=field, id_field=id_field, split=split, limit=limit,
                              concurrency=concurrency, steps=steps, schedule=schedule, beta=beta,
-                             max_tokens=max_tokens, retry_failed=retry_failed, budget_calls=budget_calls,
+                             max_tokens=max_tokens, early_stop=not no_early_stop, retry_failed=retry_failed, budget_calls=budget_calls,
                              budget_tokens=budget_tokens, ray=use_ray, ray_address=ray_address,
                              endpoints=list(endpoint), settings_overrides=overrides,
                              config_file=str(config) if config else None)

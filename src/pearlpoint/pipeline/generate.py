@@ -44,6 +44,7 @@ class GenerateConfig:
     schedule: str | None = None
     beta: float = 2.0
     max_tokens: int | None = None
+    early_stop: bool = True
     retry_failed: bool = False
     budget_calls: int | None = None
     budget_tokens: int | None = None
@@ -64,7 +65,7 @@ class GenerateConfig:
 def lingo_config(cfg: GenerateConfig) -> Any:
     from pearlpoint.lingo import LingoConfig, parse_schedule  # noqa: PLC0415
 
-    kw: dict[str, Any] = {"steps": cfg.steps, "beta": cfg.beta}
+    kw: dict[str, Any] = {"steps": cfg.steps, "beta": cfg.beta, "early_stop": cfg.early_stop}
     if cfg.schedule:
         kw["schedule"] = parse_schedule(cfg.schedule)
     if cfg.max_tokens:
