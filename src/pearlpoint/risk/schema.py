@@ -72,8 +72,13 @@ class RiskAssessment(BaseModel):
     language: str = "en"
     assessor: str = "unknown"
     confidence: float = Field(1.0, ge=0.0, le=1.0, description="how sure the assessor is; drives the cascade")
+    adversarial_probability: float = Field(0.0, ge=0.0, le=1.0,
+                                           description="probability the text is wrapped in an attack form")
+    distress_probability: float = Field(0.0, ge=0.0, le=1.0,
+                                        description="probability the writer is vulnerable or in distress")
 
-    @field_validator("harmful_probability", "confidence", mode="before")
+    @field_validator("harmful_probability", "confidence", "adversarial_probability", "distress_probability",
+                     mode="before")
     @classmethod
     def _clip(cls, v: float) -> float:
         return min(1.0, max(0.0, float(v)))

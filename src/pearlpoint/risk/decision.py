@@ -1,0 +1,69 @@
+"""Turn head probabilities into the multi-dimensional RiskAssessment (shared by every assessor).
+
+The rules are deliberately simple and documented, so a reader can predict them:
+- level: R0 below the harm threshold (a distressed writer still gets R1 under ``mental_health``);
+  R2 when harmful AND (the attack-form head fires or the harm was only visible after decoding);
+  otherwise R1.
+- intent: malicious_instruction for clearly harmful requests (p >= 0.8) or harmful directives,
+  harmful_opinion for harmful statements, risk_inquiry in between, safe_inquiry otherwise.
+- user types: vulnerable = distress probability; malicious = the rest of the harmful mass, weighted up
+  by attack form (people rarely jailbreak by accident); benign = what remains.
+"""
+
+from __future__ import annotations
+
+from pearlpoint.policy import Policy
+from pearlpoint.risk.schema import (
+    InteractionForm,
+    Intent,
+    RiskAssessment,
+    RiskLevel,
+    RiskSignal,
+    UserTypePosterior,
+)
+
+DISTRESS_THRESHOLD = 0.5
+ADVERSARIAL_THRESHOLD = 0.5
+CLEARLY_HARMFUL = 0.8
+
+
+def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: dict[str, float],
+           form: str, language: str, policy: Policy, threshold: float, signals: list[RiskSignal],
+           decoded_hit: bool, assessor: str, opinion_cue: bool = False) -> RiskAssessment:
+    harmful = p_harm >= threshold
+    distressed = p_distress >= DISTRESS_THRESHOLD
+    risky = {k: v for k, v in category_probs.items() if k != "none"}
+    top_cat = max(risky, key=risky.get) if risky else "none"
+    if harmful:
+        category = top_cat
+    elif distressed:
+        category = "mental_health" if policy.get("mental_health") else top_cat
+    else:
+        category = "none"
+    if not harmful:
+        level = RiskLevel.R1 if distressed else RiskLevel.R0
+    elif p_adv >= ADVERSARIAL_THRESHOLD or decoded_hit:
+        level = RiskLevel.R2
+    else:
+        level = RiskLevel.R1
+    iform = InteractionForm(form)
+    if not harmful:
+        intent = Intent.risk_inquiry if (distressed or p_harm >= threshold / 2) else Intent.safe_inquiry
+    elif iform == InteractionForm.declarative and (opinion_cue or p_harm < CLEARLY_HARMFUL):
+        intent = Intent.harmful_opinion
+    elif p_harm >= CLEARLY_HARMFUL or iform == InteractionForm.directive or level == RiskLevel.R2:
+        intent = Intent.malicious_instruction
+    else:
+        intent = Intent.risk_inquiry
+    cat = policy.get(category)
+    severity = cat.severity if (cat is not None and category != "none") else 0
+    vulnerable = p_distress
+    malicious = (1 - vulnerable) * p_harm * (0.6 + 0.4 * p_adv)
+    benign = max(0.0, 1 - vulnerable - malicious)
+    confidence = max(p_harm, 1 - p_harm)
+    return RiskAssessment(
+        category=category, category_probs=category_probs, level=level, intent=intent, interaction_form=iform,
+        severity=severity, harmful_probability=round(p_harm, 4),
+        user_types=UserTypePosterior(benign=benign, vulnerable=vulnerable, malicious=malicious),
+        signals=signals, language=language, assessor=assessor, confidence=round(confidence, 4),
+        adversarial_probability=round(p_adv, 4), distress_probability=round(p_distress, 4))

