@@ -283,8 +283,10 @@ async def _refine(state: ServeState, req: ChatRequest, decision: Decision, max_t
         lcfg = LingoConfig(**kw, max_tokens=max_tokens)
     except (TypeError, ValidationError):
         lcfg = LingoConfig(**kw)
+    # the proxy already assessed and solved: Lingo-BP starts from the same decision
     record = await respond_async(query, generator=state.upstream, judge=state.judge,
-                                 assessor=state.engine.assessor, config=lcfg, lang=decision.lang)
+                                 assessor=state.engine.assessor, config=lcfg, lang=decision.lang,
+                                 assessment=decision.assessment, solution=decision.solution)
     chosen = record.chosen
     if chosen is None or not (chosen.answer or "").strip():
         raise PearlError(f"refinement produced no usable answer ({record.error or 'all iterates failed'})")
