@@ -83,7 +83,16 @@ def load_prompts(data_dir: Path | None, per_level: int) -> list[dict[str, str]]:
                 by_method[m] = r.data["prompt"]
     prompts += [{"level": "R2", "source": f"strata_sword:{m}", "text": by_method[m]}
                 for m in sorted(by_method)[:per_level]]
-    return prompts
+    return interleave(prompts)
+
+
+def interleave(prompts: list[dict[str, str]]) -> list[dict[str, str]]:
+    """R0, R1, R2, R0, ...: a run cut short still covers every level."""
+    by_level = {lv: [p for p in prompts if p["level"] == lv] for lv in ("R0", "R1", "R2")}
+    out = []
+    for i in range(max(len(v) for v in by_level.values())):
+        out += [v[i] for v in by_level.values() if i < len(v)]
+    return out
 
 
 def _models(args: argparse.Namespace) -> tuple[Any, Any]:

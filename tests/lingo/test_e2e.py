@@ -54,6 +54,18 @@ def test_cli_respond_json(embedded_model):
     assert rec.query == QUERY and rec.answer.strip() and rec.chosen_index is not None
 
 
+def test_cli_respond_readable_output(embedded_model):
+    from typer.testing import CliRunner
+
+    from pearlpoint.cli import app
+
+    # same query and settings as the JSON run: every call is a cache hit
+    result = CliRunner().invoke(app, ["respond", QUERY, "--steps", "1", "--max-tokens", "96"])
+    assert result.exit_code == 0, result.output
+    for heading in ("Risk assessment", "Pearl Point", "Lingo-BP steps", "Answer"):
+        assert heading in result.output
+
+
 def test_cli_rejects_bad_flags():
     from typer.testing import CliRunner
 
