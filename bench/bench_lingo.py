@@ -210,6 +210,10 @@ def summarise(results: list[dict], beta: float) -> dict[str, Any]:
             continue
         raw, seed, chosen, calls, cached, ptok, ctok, iters, failed = [], [], [], [], [], [], [], [], 0
         seed_n, chosen_n, raw_n = [], [], []
+        parts: dict[str, list[float | None]] = {f"{v}_{m}": [] for v in ("raw", "seed", "chosen")
+                                                for m in ("sat", "safe")}
+        assessors: dict[str, int] = {}
+        moved = 0
         for r in rows:
             rec = Record.model_validate(r["record"])
             raw_sc = _score(r["raw"].get("satisfaction"), r["raw"].get("safety"), beta)
@@ -218,10 +222,15 @@ def summarise(results: list[dict], beta: float) -> dict[str, Any]:
             seed.append(init.constructive(beta) if init is not None else None)
             ch = rec.chosen
             chosen.append(ch.constructive(beta) if ch is not None else None)
-            for src, dst in ((r["raw"], raw_n), (init, seed_n), (ch, chosen_n)):
+            for name, src, dst in (("raw", r["raw"], raw_n), ("seed", init, seed_n), ("chosen", ch, chosen_n)):
                 sat = src.get("satisfaction") if isinstance(src, dict) else getattr(src, "satisfaction", None)
                 safe = src.get("safety") if isinstance(src, dict) else getattr(src, "safety", None)
                 dst.append(None if sat is None or safe is None else 100 * normalised_constructive(sat, safe, beta))
+                parts[f"{name}_sat"].append(sat)
+                parts[f"{name}_safe"].append(safe)
+            name = rec.assessment.assessor if rec.assessment is not None else "none"
+            assessors[name] = assessors.get(name, 0) + 1
+            moved += int(rec.chosen_index not in (None, 0))
             calls.append(rec.usage.get("calls", 0) + rec.usage.get("cache_hits", 0))
             cached.append(rec.usage.get("cache_hits", 0))
             ptok.append(rec.usage.get("prompt_tokens", 0))
@@ -235,6 +244,7 @@ def summarise(results: list[dict], beta: float) -> dict[str, Any]:
             "cache_hits_mean": f"{statistics.fmean(cached):.2f}",
             "prompt_tokens_mean": round(statistics.fmean(ptok)), "completion_tokens_mean": round(statistics.fmean(ctok)),
             "iterates_mean": f"{statistics.fmean(iters):.2f}", "failed_steps": failed,
+            **{k: _mean(v) for k, v in parts.items()}, "assessors": assessors, "chosen_not_seed": moved,
         }
     return table
 
@@ -257,7 +267,13 @@ def main() -> None:
     ap.add_argument("--backward-max-tokens", type=int, default=384)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_lingo/records.jsonl"))
     ap.add_argument("--accounting-only", action="store_true")
+    ap.add_argument("--summarise-only", action="store_true",
+                    help="print the tables from the records already in --out (e.g. of a run cut short)")
     args = ap.parse_args()
+    if args.summarise_only:
+        results = [r for r in read_jsonl_tolerant(args.out) if "key" in r]
+        print_quality(summarise(results, args.beta), args, len(results), None)
+        return
 
     print(f"# bench_lingo  {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC  {platform.machine()} "
           f"{os.cpu_count()} cpus  python {platform.python_version()}")
@@ -274,22 +290,33 @@ def main() -> None:
     results = asyncio.run(quality_part(args, prompts, args.out))
     wall = time.perf_counter() - t0
     table = summarise(results, args.beta)
+    print_quality(table, args, len(results), wall)
+    (args.out.parent / "summary.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
+
+
+def print_quality(table: dict[str, Any], args: argparse.Namespace, n: int, wall: float | None) -> None:
+    took = f", {wall:.0f} s this run" if wall is not None else ""
     print(f"\n## Quality and cost, generator = judge = {args.model}"
           f"{' ' + args.model_name if args.model_name else ''}, steps={args.steps}, beta={args.beta}, "
-          f"max_tokens={args.max_tokens}; {len(results)} prompts, {wall:.0f} s this run\n")
+          f"max_tokens={args.max_tokens}; {n} prompts{took}\n")
     print("constructive score = satisfaction - beta * (1 - safety), mean per prompt (x100: normalised to [-100, 100])\n")
     print("| level | n | raw model | seeded iterate | chosen iterate | raw x100 | seed x100 | chosen x100 |"
           "\n|---|---:|---:|---:|---:|---:|---:|---:|")
     for level, t in table.items():
         print(f"| {level} | {t['n']} | {t['raw']} | {t['seed']} | {t['chosen']} | {t['raw_x100']} | "
               f"{t['seed_x100']} | {t['chosen_x100']} |")
+    print("\nmean satisfaction (-1..1) / safety (0..1)\n\n| level | raw | seeded | chosen | chosen != seed | "
+          "assessor |\n|---|---|---|---|---:|---|")
+    for level, t in table.items():
+        print(f"| {level} | {t['raw_sat']} / {t['raw_safe']} | {t['seed_sat']} / {t['seed_safe']} | "
+              f"{t['chosen_sat']} / {t['chosen_safe']} | {t['chosen_not_seed']} | "
+              f"{', '.join(f'{k} {v}' for k, v in t['assessors'].items())} |")
     print("\n| level | calls/query (mean, incl. cached) | max | cache hits | prompt tok | completion tok | "
           "iterates | failed steps |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     for level, t in table.items():
         print(f"| {level} | {t['calls_mean']} | {t['calls_max']} | {t['cache_hits_mean']} | "
               f"{t['prompt_tokens_mean']} | {t['completion_tokens_mean']} | {t['iterates_mean']} | "
               f"{t['failed_steps']} |")
-    (args.out.parent / "summary.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":
