@@ -8,11 +8,12 @@ cancels out. Variants run side by side in one go:
 - ``batched``: the default, concurrent requests are assessed in micro-batches;
 - ``per-request``: ``csa.max_batch: 1``, one embedding call per request (what batching buys).
 
-While each burst runs, /healthz is polled every 20 ms: if the event loop were blocked by the
+Each concurrency level sends the same number of distinct prompts (nothing is assessed twice).
+While each level runs, /healthz is polled every 20 ms: if the event loop were blocked by the
 assessor, those polls would stall (head-of-line blocking).
 
-    nice python bench/bench_serve.py                      # 200 concurrent, 50 ms upstream
-    python bench/bench_serve.py --requests 400 --concurrency 200 --json docs/bench/serve.json
+    nice python bench/bench_serve.py                       # levels 1, 10, 50, 200; 50 ms upstream
+    python bench/bench_serve.py --levels 200 --requests 400 --json docs/bench/serve.json
 """
 
 from __future__ import annotations
@@ -130,6 +131,18 @@ def start_proxy(cfg: dict[str, Any], workdir: Path, port: int) -> subprocess.Pop
         time.sleep(0.2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc; psutil elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        import psutil
+
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+
+
 def stage_means(metrics_text: str) -> dict[str, float]:
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
@@ -145,9 +158,8 @@ def stage_means(metrics_text: str) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=200, help="requests per burst")
-    ap.add_argument("--concurrency", type=int, default=200)
-    ap.add_argument("--sequential", type=int, default=40, help="one-at-a-time requests (light-load overhead)")
+    ap.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
+    ap.add_argument("--levels", default="1,10,50,200", help="concurrency levels; the last one is the burst")
     ap.add_argument("--delay", type=float, default=0.05, help="upstream latency in seconds")
     ap.add_argument("--variants", default="batched,per-request")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -156,28 +168,31 @@ def main() -> None:
     from pearlpoint.llm.mockserver import MockServerProcess, free_port
     from pearlpoint.serve.auth import hash_key
 
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
     reply = ("Here is a short, friendly answer with a few concrete points you can use right away, "
              "plus one suggestion for where to read more.")
-    texts = prompts(args.requests)
-    seq_texts = prompts(args.requests + args.sequential)[args.requests:]
     results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, {platform.machine()}, python {platform.python_version()}",
                                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                               "upstream_delay_ms": args.delay * 1000, "requests": args.requests,
-                               "concurrency": args.concurrency, "variants": {}}
+                               "load_avg_at_start": os.getloadavg(), "upstream_delay_ms": args.delay * 1000,
+                               "requests_per_level": args.requests, "levels": levels, "direct": {}, "variants": {}}
+    n_prompts = args.requests * len(levels) + 40
+    pool = prompts(n_prompts)
+
+    def batch(i: int) -> list[str]:  # distinct prompts for every level: nothing is assessed twice
+        return pool[40 + i * args.requests: 40 + (i + 1) * args.requests]
+
     with MockServerProcess(delay_s=args.delay, reply=reply) as up, tempfile.TemporaryDirectory() as tmp:
         direct_url = up.base_url + "/chat/completions"
-        asyncio.run(fire(direct_url, prompts(20), 20, {}, "mock"))  # warm the upstream
-        d_seq, e1, _ = asyncio.run(fire(direct_url, seq_texts, 1, {}, "mock"))
-        d_lat, e2, d_wall = asyncio.run(fire(direct_url, texts, args.concurrency, {}, "mock"))
-        results["direct"] = {"seq_p50_ms": 1000 * pct(d_seq, .5), "seq_p99_ms": 1000 * pct(d_seq, .99),
-                             "burst_p50_ms": 1000 * pct(d_lat, .5), "burst_p99_ms": 1000 * pct(d_lat, .99),
-                             "errors": len(e1) + len(e2), "rps": len(d_lat) / d_wall}
-        print(f"direct upstream: sequential p50 {results['direct']['seq_p50_ms']:.1f} ms, "
-              f"burst({args.concurrency}) p50 {results['direct']['burst_p50_ms']:.1f} / p99 "
-              f"{results['direct']['burst_p99_ms']:.1f} ms")
+        asyncio.run(fire(direct_url, pool[:20], 20, {}, "mock"))  # warm the upstream
+        for i, conc in enumerate(levels):
+            lat, err, wall = asyncio.run(fire(direct_url, batch(i), conc, {}, "mock"))
+            results["direct"][conc] = {"p50_ms": 1000 * pct(lat, .5), "p99_ms": 1000 * pct(lat, .99),
+                                       "errors": len(err), "rps": len(lat) / wall}
+            print(f"direct upstream  c={conc:<4} p50 {1000 * pct(lat, .5):7.1f} ms  p99 {1000 * pct(lat, .99):7.1f} ms"
+                  f"  {len(lat) / wall:6.0f} req/s  errors {len(err)}")
         for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
             cfg = {"upstream": {"model": "openai", "base_url": up.base_url, "model_name": "mock", "api_key": "sk-up",
-                                "timeout_s": 30, "max_retries": 0, "concurrency": 1024},
+                                "timeout_s": 60, "max_retries": 0, "concurrency": 1024},
                    "auth": {"keys": [{"name": "bench", "hash": hash_key(KEY)}], "burst": 100000,
                             "default_rpm": 10_000_000},
                    "audit": {"path": str(Path(tmp) / f"audit-{variant}.sqlite")},
@@ -185,38 +200,35 @@ def main() -> None:
             port = free_port()
             proc = start_proxy(cfg, Path(tmp), port)
             base = f"http://127.0.0.1:{port}"
+            chat_url, health_url = base + "/v1/chat/completions", base + "/healthz"
             headers = {"Authorization": f"Bearer {KEY}"}
+            out: dict[str, Any] = {}
             try:
-                asyncio.run(fire(base + "/v1/chat/completions", prompts(20), 4, headers, "pearlpoint"))  # warm
-                s_lat, s_err, _ = asyncio.run(fire(base + "/v1/chat/completions", seq_texts, 1, headers, "pearlpoint"))
-                b_lat, b_err, b_wall, health = asyncio.run(burst_with_health(
-                    base + "/v1/chat/completions", base + "/healthz", texts, args.concurrency, headers, "pearlpoint"))
-                metrics = httpx.get(base + "/metrics").text
+                asyncio.run(fire(chat_url, pool[20:40], 4, headers, "pearlpoint"))  # warm
+                for i, conc in enumerate(levels):
+                    cpu0 = cpu_seconds(proc.pid)
+                    lat, err, wall, health = asyncio.run(burst_with_health(chat_url, health_url, batch(i), conc,
+                                                                           headers, "pearlpoint"))
+                    cpu = cpu_seconds(proc.pid) - cpu0
+                    d = results["direct"][conc]
+                    r = {"p50_ms": 1000 * pct(lat, .5), "p99_ms": 1000 * pct(lat, .99),
+                         "overhead_p50_ms": 1000 * pct(lat, .5) - d["p50_ms"],
+                         "overhead_p99_ms": 1000 * pct(lat, .99) - d["p99_ms"],
+                         "errors": len(err), "error_samples": err[:3], "rps": len(lat) / wall,
+                         "proxy_cpu_ms_per_request": 1000 * cpu / max(1, len(lat) + len(err)),
+                         "healthz_p50_ms": 1000 * pct(health, .5),
+                         "healthz_max_ms": 1000 * max(health) if health else float("nan")}
+                    out[conc] = r
+                    print(f"{variant:>11}  c={conc:<4} p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
+                          f"overhead p50 {r['overhead_p50_ms']:6.1f} / p99 {r['overhead_p99_ms']:6.1f} ms  "
+                          f"{r['rps']:5.0f} req/s  errors {r['errors']}  cpu {r['proxy_cpu_ms_per_request']:.1f} ms/req"
+                          f"  healthz p50 {r['healthz_p50_ms']:.1f} / max {r['healthz_max_ms']:.1f} ms")
+                out["stage_mean_ms"] = stage_means(httpx.get(base + "/metrics").text)
+                print(f"{variant:>11}  mean stage times (ms): {out['stage_mean_ms']}")
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-            d = results["direct"]
-            r = {
-                "seq_p50_ms": 1000 * pct(s_lat, .5), "seq_p99_ms": 1000 * pct(s_lat, .99),
-                "seq_overhead_p50_ms": 1000 * pct(s_lat, .5) - d["seq_p50_ms"],
-                "seq_overhead_p99_ms": 1000 * pct(s_lat, .99) - d["seq_p99_ms"],
-                "burst_p50_ms": 1000 * pct(b_lat, .5), "burst_p99_ms": 1000 * pct(b_lat, .99),
-                "burst_overhead_p50_ms": 1000 * pct(b_lat, .5) - d["burst_p50_ms"],
-                "burst_overhead_p99_ms": 1000 * pct(b_lat, .99) - d["burst_p99_ms"],
-                "errors": len(s_err) + len(b_err), "error_samples": (s_err + b_err)[:3],
-                "rps": len(b_lat) / b_wall if b_wall else 0.0,
-                "healthz_during_burst_p50_ms": 1000 * pct(health, .5),
-                "healthz_during_burst_max_ms": 1000 * max(health) if health else float("nan"),
-                "healthz_polls": len(health),
-                "stage_mean_ms": stage_means(metrics),
-            }
-            results["variants"][variant] = r
-            print(f"{variant:>12}: errors {r['errors']}, sequential overhead p50 {r['seq_overhead_p50_ms']:.1f} / "
-                  f"p99 {r['seq_overhead_p99_ms']:.1f} ms; burst({args.concurrency}) p50 {r['burst_p50_ms']:.0f} / "
-                  f"p99 {r['burst_p99_ms']:.0f} ms, overhead p50 {r['burst_overhead_p50_ms']:.0f} / p99 "
-                  f"{r['burst_overhead_p99_ms']:.0f} ms, {r['rps']:.0f} req/s; healthz during burst p50 "
-                  f"{r['healthz_during_burst_p50_ms']:.1f} / max {r['healthz_during_burst_max_ms']:.1f} ms; "
-                  f"stages {r['stage_mean_ms']}")
+            results["variants"][variant] = out
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

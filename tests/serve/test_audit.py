@@ -35,7 +35,7 @@ def test_audit_rows_hash_only_by_default(mock_server, start_proxy, client_for, t
     assert rows[1]["prompt_hash"] == conversation_hash([{"role": "user", "content": RISKY}])
     assert RISKY not in json.dumps(rows)
     assert [r["client"] for r in rows] == ["alice"] * 3
-    assert rows[0]["level"] == "R0" and rows[1]["level"] in ("R1", "R2")
+    assert rows[1]["level"] in ("R1", "R2") and all(r["level"] in ("R0", "R1", "R2") for r in rows)
     assert [r["stream"] for r in rows] == [0, 0, 1]
     assert all(r["status"] == 200 and r["latency_ms"] > 0 and r["strategy"] for r in rows)
     assert set(json.loads(rows[1]["posterior"])) == {"benign", "vulnerable", "malicious"}
@@ -69,8 +69,11 @@ def test_pearl_audit_cli_filters(mock_server, start_proxy, client_for, tmp_path)
     rows = [json.loads(line) for line in out.output.splitlines()]
     assert len(rows) == 3
     risky_strategy = next(r["strategy"] for r in rows if r["level"] != "R0")
-    r1 = [json.loads(x) for x in runner.invoke(app, ["audit", "--db", db, "--json", "--level", "R1,R2"]).output.splitlines()]
-    assert len(r1) == 1 and r1[0]["level"] in ("R1", "R2")
+    for levels in ("R1,R2", "R0", "r2"):
+        wanted = levels.upper().split(",")
+        got = [json.loads(x) for x in runner.invoke(app, ["audit", "--db", db, "--json", "--level", levels]).output.splitlines()]
+        assert sorted(r["request_id"] for r in got) == sorted(r["request_id"] for r in rows if r["level"] in wanted)
+    assert any(r["level"] in ("R1", "R2") for r in rows)
     by_strategy = runner.invoke(app, ["audit", "--db", db, "--json", "--strategy", risky_strategy]).output.splitlines()
     assert all(json.loads(x)["strategy"] == risky_strategy for x in by_strategy) and by_strategy
     assert runner.invoke(app, ["audit", "--db", db, "--json", "--since", "2999-01-01"]).output.strip() == ""

@@ -53,3 +53,24 @@ async def test_no_head_of_line_blocking(mock_server, start_proxy) -> None:
         done = await asyncio.gather(*slow_reqs)
     assert all(r.status_code == 200 for r in done)
     assert health_s < 0.5, f"healthz took {health_s:.3f}s while 20 requests were in flight"
+
+
+def test_client_leaving_mid_stream_is_cleaned_up(mock_server, start_proxy) -> None:
+    up = mock_server(reply=" ".join(f"word{i}" for i in range(20000)))
+    srv = start_proxy(up.base_url)
+    with httpx.Client(timeout=30) as http:
+        with http.stream("POST", srv.base_url + "/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
+                         json={"model": "pearlpoint", "stream": True,
+                               "messages": [{"role": "user", "content": "Write a very long list."}]}) as r:
+            assert r.status_code == 200
+            next(r.iter_lines())  # read one event, then hang up
+    deadline = time.monotonic() + 20
+    while "pearl_inflight_requests 0" not in httpx.get(srv.url + "/metrics").text:
+        assert time.monotonic() < deadline, "an abandoned stream was never cleaned up"
+        time.sleep(0.1)
+    srv.proxy.state.audit.flush()
+    import sqlite3
+
+    rows = sqlite3.connect(srv.proxy.state.audit.path).execute("SELECT status, error FROM decisions").fetchall()
+    assert rows and rows[0][0] in (200, 499), rows
+    assert httpx.get(srv.url + "/healthz").status_code == 200

@@ -330,6 +330,12 @@ def create_app(proxy: Proxy) -> Any:
         msg = {404: "no such route", 405: "method not allowed on this route"}.get(exc.status_code, str(exc.detail))
         return err(ApiError(exc.status_code, msg))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Any:
+        log.error("unexpected error: %s", exc, exc_info=exc)
+        return err(ApiError(500, f"internal error ({type(exc).__name__}); the server logged the details",
+                            code="internal_error"))
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Any:
         return err(ApiError(422, str(exc.errors()[0].get("msg", "invalid request"))))
@@ -391,7 +397,7 @@ def create_app(proxy: Proxy) -> Any:
         req = _parse_request(await _read_body(request, st.cfg.limits.max_body_bytes), st.cfg)
         lim = st.cfg.limits
         max_tokens = min(req.max_completion_tokens or req.max_tokens or lim.default_max_tokens, lim.max_tokens_cap)
-        params = GenerationParams(temperature=0.7 if req.temperature is None else req.temperature,
+        params = GenerationParams(temperature=lim.default_temperature if req.temperature is None else req.temperature,
                                   max_tokens=max_tokens, top_p=req.top_p or 1.0, seed=req.seed,
                                   stop=req.stop_list())
         metrics.inflight.inc()
@@ -575,39 +581,60 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
     async def body() -> AsyncIterator[bytes]:
         filt = StreamLeakFilter(guard, decision.lang)
         answer: list[str] = []
-        status, finish = 200, "stop"
-        n_chunks = 0
+        finished = False
+
+        def finalize(status: int) -> None:
+            """Audit, memory and metrics, done BEFORE the final [DONE] so a client that sends the next
+            turn (or reads the audit log) right away already sees this one."""
+            nonlocal finished
+            if finished:
+                return
+            finished = True
+            text = "".join(answer)
+            audit.answer, audit.leak_blocked, audit.status = text, filt.blocked, status
+            audit.latency_ms = (time.perf_counter() - t0) * 1000
+            if status == 200:
+                _remember(st, req, decision, text)
+            metrics.inflight.dec()
+            if st.audit is not None:
+                st.audit.record(audit)
+
+        def emit(text: str) -> bytes | None:
+            if not text:
+                return None
+            answer.append(text)
+            return _sse(chunk_body(cid=cid, model=req.model, created=created, delta={"content": text}))
+
         try:
             yield _sse(chunk_body(cid=cid, model=req.model, created=created,
                                   delta={"role": "assistant", "content": ""}, pearl=pearl_out))
-
-            async def emit(text: str) -> AsyncIterator[bytes]:
-                if text:
-                    answer.append(text)
-                    yield _sse(chunk_body(cid=cid, model=req.model, created=created, delta={"content": text}))
-
-            if first:
-                async for b in emit(filt.feed(first)):
-                    yield b
+            if first and (b := emit(filt.feed(first))):
+                yield b
             try:
                 async for piece in source:
-                    n_chunks += 1
-                    async for b in emit(filt.feed(piece)):
+                    if b := emit(filt.feed(piece)):
                         yield b
                     if filt.blocked:
                         break
             except Exception as exc:  # mid-stream failure: tell the client in-band, then end cleanly
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # the client went away: closing the upstream stream mid-read can raise its own
+                    # error (e.g. "aclose(): asynchronous generator is already running"); not a 502
+                    raise asyncio.CancelledError from exc
                 e = classify_upstream_error(exc, u.timeout_s)
                 metrics.upstream_errors.inc(kind=_upstream_kind(e))
-                status, audit.error = e.status, str(exc)[:500]
-                async for b in emit(filt.finish()):
+                audit.error = str(exc)[:500]
+                if b := emit(filt.finish()):
                     yield b
                 yield _sse(error_body(e.status, e.message, code=e.code))
+                finalize(e.status)
                 yield b"data: [DONE]\n\n"
                 return
-            async for b in emit(filt.finish()):
+            if b := emit(filt.finish()):
                 yield b
             metrics.stage.observe(time.perf_counter() - t_up, stage="upstream")
+            finish = "stop"
             if filt.blocked:
                 metrics.leaks.inc()
                 finish = "content_filter"
@@ -624,21 +651,11 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
                 usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
                 yield _sse(chunk_body(cid=cid, model=req.model, created=created, delta={}, usage=usage,
                                       empty_choices=True))
+            finalize(200)
             yield b"data: [DONE]\n\n"
-        except asyncio.CancelledError:
-            status = 499  # client went away
-            raise
         finally:
             await _aclose(source)
-            text = "".join(answer)
-            audit.answer, audit.leak_blocked = text, filt.blocked
-            audit.status = status
-            audit.latency_ms = (time.perf_counter() - t0) * 1000
-            if status == 200:
-                _remember(st, req, decision, text)
-            metrics.inflight.dec()
-            if st.audit is not None:
-                st.audit.record(audit)
+            finalize(499)  # only if we never got to the end: the client went away mid-stream
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

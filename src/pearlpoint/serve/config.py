@@ -72,6 +72,7 @@ class LimitsConfig(BaseModel):
     max_message_chars: int = Field(50_000, ge=1)
     max_tokens_cap: int = Field(4096, ge=1)
     default_max_tokens: int = Field(512, ge=1)
+    default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="when a request does not say")
 
 
 class RefineConfig(BaseModel):
