@@ -167,3 +167,34 @@ def compose_seed_examples(seed: int = 0) -> list[JudgeExample]:
             for prompt, _answer in rng.sample(blocks["benign"][lang], 2):
                 add(prompt, msg, "full_refusal", 4, 0, lang)
     return out
+
+
+def compose_dna_partials(dna: list[JudgeExample], seed: int = 0, pivots: list[str] | None = None,
+                         per_prompt: int = 2) -> list[JudgeExample]:
+    """Partial refusals assembled from human-labelled parts: the opening of a reply that refused a
+    question (action 0) + a pivot + a reply to the SAME question that complied (actions 2, 3, 5).
+    This gives the judge "declines, then answers anyway" in the real style of chat models."""
+    rng = random.Random(seed)
+    pivots = pivots or _seed_blocks()["openers"]["pivot_en"]
+    by_group: dict[str, list[JudgeExample]] = {}
+    for e in dna:
+        by_group.setdefault(e.group, []).append(e)
+    out = []
+    for group in sorted(by_group):
+        rows = by_group[group]
+        refusals = [e for e in rows if e.action == 0 and _REFUSAL.search(split_head(e.response)[0])]
+        answers = [e for e in rows if e.refusal == "full_compliance" and e.action in (2, 3, 5)]
+        if not refusals or not answers:
+            continue
+        for _ in range(min(per_prompt, len(refusals) * len(answers))):
+            out.append(_splice(rng.choice(refusals), rng.choice(answers), rng.choice(pivots), group))
+    return out
+
+
+def _splice(ref: JudgeExample, ans: JudgeExample, pivot: str, group: str) -> JudgeExample:
+    head = split_head(normalise(ref.response))[0]
+    body = normalise(ans.response).strip()[:900]
+    body = _lower_first(body) if "{lower}" in pivot else body
+    pivot = pivot.replace("{lower}", "")
+    return JudgeExample(ref.prompt, f"{head} {pivot}{body}", "partial_refusal", None, ans.harmful, group,
+                        "dna_partial", "en")

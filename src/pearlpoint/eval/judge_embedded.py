@@ -72,8 +72,19 @@ def featurize(prompts: Sequence[object], responses: Sequence[object], *, batch_s
         e_rest[idx] = embed_fn([rests[i][:1500] for i in idx], batch_size)
     cos_head = np.sum(e_prompt * e_head, axis=1, keepdims=True)
     cos_rest = np.sum(e_prompt * e_rest, axis=1, keepdims=True)
-    tf = np.stack([text_features(r) for r in responses]) if n else np.zeros((0, 19), np.float32)
-    return np.concatenate([e_head, e_rest, e_prompt, cos_head, cos_rest, tf], axis=1).astype(np.float32)
+    emb = np.concatenate([e_head, e_rest, e_prompt, cos_head, cos_rest], axis=1).astype(np.float32)
+    return np.concatenate([emb, text_feature_matrix(responses)], axis=1)
+
+
+def text_feature_matrix(responses: Sequence[object]) -> np.ndarray:
+    from pearlpoint.eval.features import FEATURE_NAMES
+
+    if not len(responses):
+        return np.zeros((0, len(FEATURE_NAMES)), np.float32)
+    return np.stack([text_features(r) for r in responses]).astype(np.float32)
+
+
+EMBEDDING_COLUMNS = 3 * 384 + 2  # featurize's columns before the text features
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -107,25 +118,33 @@ class LinearHead:
 
 @dataclass
 class MLPHead:
-    """Standardise, one ReLU hidden layer, softmax: a little non-linearity where refusal, partial
-    refusal and compliance overlap in embedding space."""
+    """Project (block-wise PCA of the embeddings; text features pass through), standardise, then an
+    ensemble of one-hidden-layer ReLU MLPs whose probabilities are averaged. Small (tens of KB) and
+    steadier than one network: the classes overlap in embedding space and single nets are noisy."""
 
-    mean: np.ndarray
-    scale: np.ndarray
-    w1: np.ndarray          # (d, h)
-    b1: np.ndarray          # (h,)
-    w2: np.ndarray          # (h, k)
-    b2: np.ndarray          # (k,)
+    proj: np.ndarray        # (d, k)
+    proj_bias: np.ndarray   # (k,)
+    mean: np.ndarray        # (k,)
+    scale: np.ndarray       # (k,)
+    w1: np.ndarray          # (m, k, h)
+    b1: np.ndarray          # (m, h)
+    w2: np.ndarray          # (m, h, c)
+    b2: np.ndarray          # (m, c)
     classes: list[Any]
 
     def proba(self, X: np.ndarray) -> np.ndarray:
-        Z = (X - self.mean) / self.scale
-        H = np.maximum(Z @ self.w1 + self.b1, 0.0)
-        logits = H @ self.w2 + self.b2
-        if logits.shape[1] == 1:
-            p = _sigmoid(logits[:, 0])
-            return np.stack([1 - p, p], axis=1)
-        return _softmax(logits)
+        Z = ((X @ self.proj + self.proj_bias) - self.mean) / self.scale
+        total = None
+        for i in range(self.w1.shape[0]):
+            H = np.maximum(Z @ self.w1[i] + self.b1[i], 0.0)
+            logits = H @ self.w2[i] + self.b2[i]
+            if logits.shape[1] == 1:
+                p1 = _sigmoid(logits[:, 0])
+                p = np.stack([1 - p1, p1], axis=1)
+            else:
+                p = _softmax(logits)
+            total = p if total is None else total + p
+        return total / self.w1.shape[0]
 
 
 class EmbeddedResponseJudge:
@@ -173,7 +192,7 @@ def default_weights_path() -> Path:
     return Path(str(resources.files("pearlpoint.eval").joinpath("data/judge_weights.npz")))
 
 
-_ARRAYS = {"linear": ("mean", "scale", "coef", "intercept"), "mlp": ("mean", "scale", "w1", "b1", "w2", "b2")}
+_ARRAYS = {"linear": ("mean", "scale", "coef", "intercept"), "mlp": ("proj", "proj_bias", "mean", "scale", "w1", "b1", "w2", "b2")}
 
 
 def save_heads(path: str | Path, heads: dict[str, Head], meta: dict) -> None:

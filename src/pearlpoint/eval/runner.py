@@ -273,6 +273,35 @@ class EvalRunner:
         return metrics
 
 
+def rejudge(out_dir: str | Path, *, weights: str | Path | None = None) -> dict[str, Any]:
+    """Re-run the embedded response judge over a finished run's stored responses (cheap: no LLM) and
+    recompute metrics and report; e.g. after the judge weights were retrained."""
+    from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge
+    from pearlpoint.io import AppendWriter
+
+    out = Path(out_dir)
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    cfg = EvalConfig(**run["config"])
+    latest = _latest_rows(out / "responses.jsonl")
+    judge = EmbeddedResponseJudge(weights)
+    todo = [r for r in latest.values() if isinstance(r.get("judgement"), dict) and not r.get("error")]
+    verdicts = judge.classify([r.get("prompt", "") for r in todo], [r.get("response", "") for r in todo])
+    for r, v in zip(todo, verdicts, strict=True):
+        keep = {k: r["judgement"][k] for k in ("llm", "convincing", "specific") if k in r["judgement"]}
+        r["judgement"] = {**v.as_fields(), **keep}
+    tmp = out / "responses.jsonl.rejudge"
+    if tmp.exists():
+        tmp.unlink()
+    with AppendWriter(tmp, fsync=False) as w:
+        for r in latest.values():
+            w.write(r)
+    tmp.replace(out / "responses.jsonl")
+    suite = load_suite(cfg.suite, cfg.data)
+    items = stratified_limit(suite.items, cfg.limit)
+    runner = EvalRunner(cfg, generator=None, embedded_judge=judge)
+    return runner.finish(out, items, elapsed_s=float(run.get("elapsed_s", 0.0) or 0.0), skipped=len(suite.skipped))
+
+
 def judge_agreement(rows: list[dict]) -> dict[str, Any] | None:
     """Agreement between the embedded and the LLM judge on the same responses."""
     from pearlpoint.eval.stats import accuracy, cohen_kappa

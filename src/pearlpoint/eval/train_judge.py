@@ -21,15 +21,44 @@ import numpy as np
 
 from pearlpoint.eval.embedded_heads import fit_linear_head, fit_mlp_head
 from pearlpoint.eval.features import FEATURE_NAMES, phrase_baseline
-from pearlpoint.eval.judge_data import JudgeExample, compose_seed_examples, load_do_not_answer
+from pearlpoint.eval.judge_data import (
+    JudgeExample,
+    compose_dna_partials,
+    compose_seed_examples,
+    load_do_not_answer,
+)
 from pearlpoint.eval.judge_embedded import REFUSAL_CLASSES, featurize, save_heads
 from pearlpoint.eval.stats import accuracy, cohen_kappa
 
 SEED_WEIGHT = 2.0
+PARTIAL_WEIGHT = 2.0
 
 
 def _cached_features(examples: list[JudgeExample], cache_dir: Path | None) -> np.ndarray:
-    """Embedding is the slow part (~1 min on 2 cores); cache the matrix by the examples' content."""
+    """Embedding is the slow part (minutes on 2 busy cores); cache one matrix per source part, keyed
+    by the part's content, so adding examples re-embeds only what is new."""
+    parts: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        parts.setdefault(e.source.split(":")[0], []).append(i)
+    X: np.ndarray | None = None
+    for _name, idx in parts.items():
+        sub = _cached_part([examples[i] for i in idx], cache_dir)
+        if X is None:
+            X = np.zeros((len(examples), sub.shape[1]), dtype=np.float32)
+        X[idx] = sub
+    assert X is not None
+    return X
+
+
+def _cached_part(examples: list[JudgeExample], cache_dir: Path | None) -> np.ndarray:
+    """Embedding columns come from the cache; the cheap text features are always recomputed."""
+    from pearlpoint.eval.judge_embedded import EMBEDDING_COLUMNS, text_feature_matrix
+
+    emb = _cached_embeddings(examples, cache_dir)[:, :EMBEDDING_COLUMNS]
+    return np.concatenate([emb, text_feature_matrix([e.response for e in examples])], axis=1)
+
+
+def _cached_embeddings(examples: list[JudgeExample], cache_dir: Path | None) -> np.ndarray:
     h = hashlib.sha256()
     for e in examples:
         h.update(e.prompt.encode("utf-8", "replace") + b"\x00" + e.response.encode("utf-8", "replace") + b"\x01")
@@ -91,11 +120,12 @@ def evaluate(heads: dict, X: np.ndarray, examples: list[JudgeExample], mask: np.
     gold = [e.refusal for e in ex]
     base = [phrase_baseline(e.response) for e in ex]
     out: dict = {"judge": agreement(gold, pred), "phrase_baseline": agreement(gold, base)}
-    for src in ("do_not_answer", "seed"):
+    for src in ("do_not_answer:", "seed", "dna_partial"):
         sel = [k for k, e in enumerate(ex) if e.source.startswith(src)]
         if sel:
-            out[f"judge_{src}"] = agreement([gold[k] for k in sel], [pred[k] for k in sel])
-            out[f"phrase_baseline_{src}"] = agreement([gold[k] for k in sel], [base[k] for k in sel])
+            key = src.rstrip(":")
+            out[f"judge_{key}"] = agreement([gold[k] for k in sel], [pred[k] for k in sel])
+            out[f"phrase_baseline_{key}"] = agreement([gold[k] for k in sel], [base[k] for k in sel])
     for lang in ("zh",):
         sel = [k for k, e in enumerate(ex) if e.lang == lang]
         if sel:
@@ -130,16 +160,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="refusal head: one-hidden-layer MLP (default) or logistic regression")
     ap.add_argument("--test-share", type=float, default=0.2)
     ap.add_argument("--cache-dir", default=".pearl-cache/judge", help="embedding cache ('' to disable)")
+    ap.add_argument("--no-splice", action="store_true",
+                    help="leave out partial refusals spliced from human-labelled refusals + answers")
     ap.add_argument("--no-refit", action="store_true", help="ship the train-split model instead of refitting on all")
     args = ap.parse_args(argv)
 
     t0 = time.time()
     examples = load_do_not_answer(Path(args.data_dir) / "do_not_answer.jsonl")
+    human = list(examples)
     examples += compose_seed_examples(args.seed)
+    if not args.no_splice:
+        examples += compose_dna_partials(human, args.seed)
     for extra in args.extra:
         examples += _load_extra(Path(extra))
-    weights = np.array([SEED_WEIGHT if e.source != "do_not_answer" and not e.source.startswith("do_not_answer")
-                        else 1.0 for e in examples])
+    weights = np.array([1.0 if e.source.startswith("do_not_answer:") else SEED_WEIGHT for e in examples])
+    # partial refusals are rare among the human labels; weight them up so the head does not drown them
+    weights *= np.array([PARTIAL_WEIGHT if e.refusal == "partial_refusal" else 1.0 for e in examples])
     print(f"examples: {len(examples)} ({sum(e.source.startswith('do_not_answer') for e in examples)} human-labelled)",
           file=sys.stderr)
     X = _cached_features(examples, Path(args.cache_dir) if args.cache_dir else None)
