@@ -85,3 +85,17 @@ def test_metrics_endpoint_counts_decisions_latency_and_errors(mock_server, start
     for line in text.splitlines():
         if line and not line.startswith("#"):
             assert re.fullmatch(r'[a-z_]+(\{[^}]*\})? -?[0-9.e+Inf-]+', line), line
+
+
+def test_example_config_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from pearlpoint.cli import app
+
+    out = CliRunner().invoke(app, ["serve", "--example-config"])
+    assert out.exit_code == 0 and "upstream:" in out.output
+    p = tmp_path / "serve.yaml"
+    p.write_text(out.output)
+    monkeypatch.setenv("UPSTREAM_API_KEY", "sk-x")
+    cfg = load_config(p)
+    assert cfg.upstream.api_key == "sk-x" and cfg.auth.keys[1].admin and cfg.refine.steps == 0

@@ -37,15 +37,15 @@ def register(app: typer.Typer) -> None:
             console.print("no decisions match")
             return
         table = Table(title=f"{len(rows)} decision(s) from {db}")
-        for col in ("time", "client", "level", "category", "intent", "strategy", "P(mal)", "status", "ms", "prompt"):
-            table.add_column(col, overflow="fold")
+        for col in ("time (UTC)", "client", "level", "category", "strategy", "P(mal)", "status", "ms", "prompt"):
+            table.add_column(col, overflow="fold", no_wrap=col in ("time (UTC)", "level", "status", "ms"))
         for r in rows:
             post = r.get("posterior") or {}
             flags = (" leak-cut" if r["leak_blocked"] else "") + (" esc" if (r.get("scores") or {}).get("escalation") else "")
-            table.add_row(r["time"], r.get("client") or "", (r.get("level") or "") + flags, r.get("category") or "",
-                          r.get("intent") or "", r.get("strategy") or "", f"{post.get('malicious', 0):.2f}",
+            table.add_row(r["time"][5:19].replace("T", " "), r.get("client") or "", (r.get("level") or "") + flags,
+                          r.get("category") or "", r.get("strategy") or "", f"{post.get('malicious', 0):.2f}",
                           str(r.get("status")), f"{r.get('latency_ms') or 0:.0f}",
-                          r["prompt_hash"][7:19] if not r.get("conversation") else _last_user(r["conversation"]))
+                          r["prompt_hash"][7:15] if not r.get("conversation") else _last_user(r["conversation"]))
         console.print(table)
 
 

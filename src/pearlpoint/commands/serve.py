@@ -24,12 +24,18 @@ def register(app: typer.Typer) -> None:
                                             help="Print the config hash of KEY and exit."),
         new_key: bool = typer.Option(False, "--new-key", help="Make a random client key, print it and its hash, exit."),
         pbkdf2: bool = typer.Option(False, "--pbkdf2", help="With --hash-key/--new-key: use pbkdf2 instead of sha256."),
+        example_config: bool = typer.Option(False, "--example-config", help="Print an annotated config file and exit."),
         log_level: str = typer.Option("info", "--log-level"),
     ) -> None:
         """Run the CSA proxy: every chat request is assessed, solved, steered and (optionally) refined."""
         from pearlpoint.serve.auth import generate_key
         from pearlpoint.serve.auth import hash_key as do_hash
 
+        if example_config:
+            from importlib.resources import files
+
+            typer.echo(files("pearlpoint.serve").joinpath("example_config.yaml").read_text(encoding="utf-8"), nl=False)
+            return
         scheme = "pbkdf2" if pbkdf2 else "sha256"
         if hash_key is not None or new_key:
             key = hash_key if hash_key is not None else generate_key()
