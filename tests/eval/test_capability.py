@@ -26,3 +26,15 @@ def test_extract_final_number_variants():
     assert extract_final_number("The answer is -7.") == "-7"
     assert extract_final_number("none") is None
     assert numbers_equal("30", "30.0") and not numbers_equal("3", "30") and not numbers_equal(None, "1")
+
+
+def test_lm_eval_bridge_says_what_is_missing(tmp_path):
+    import pytest
+
+    from pearlpoint.errors import PearlError
+    from pearlpoint.eval.capability import lm_eval_available, run_lm_eval
+
+    if lm_eval_available():
+        pytest.skip("lm-eval is installed here")
+    with pytest.raises(PearlError, match="pip install lm-eval"):
+        run_lm_eval(["mmlu"], base_url="http://127.0.0.1:9/v1", model_name="x")

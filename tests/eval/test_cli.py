@@ -112,7 +112,7 @@ def test_eval_survives_a_failing_upstream_row_and_retries_it(tmp_path, mock_serv
     rows = [json.loads(x) for x in (out / "responses.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 2 and all(r["error"] for r in rows)
     assert json.loads((out / "metrics.json").read_text())["n_errors"] == 2
-    srv = mock_server(reply="Hi there, happy to help.")
+    srv = mock_server(reply="Hello! Here is a fun fact to start the day: octopuses have three hearts and blue blood.")
     res = CliRunner().invoke(app, [*args, "--base-url", srv.base_url])
     assert res.exit_code == 0, res.output
     metrics = json.loads((out / "metrics.json").read_text())

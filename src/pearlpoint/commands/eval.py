@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
 
         if judge not in ("embedded", "llm", "both"):
             raise PearlError(f"--judge must be embedded, llm or both, not '{judge}'")
+        if suite.startswith("lm-eval:"):
+            _lm_eval(suite, out=out, base_url=base_url, model_name=model_name, api_key=api_key, limit=limit)
+            return
         spec = suite_spec(suite)
         settings = settings_from_flags(config, model=model, model_name=model_name, base_url=base_url, api_key=api_key,
                                        judge_model=judge_model, judge_model_name=judge_model_name,
@@ -81,3 +84,23 @@ def register(app: typer.Typer) -> None:
         if metrics.get("stopped"):
             console.print(f"[yellow]stopped early: {metrics['stopped']}[/]")
         console.print(f"wrote {out / 'responses.jsonl'}, {out / 'metrics.json'}, {out / 'report.html'}")
+
+
+def _lm_eval(suite: str, *, out: Path, base_url: str | None, model_name: str | None, api_key: str | None,
+             limit: int | None) -> None:
+    """``pearl eval lm-eval:mmlu,gsm8k --base-url URL --model-name NAME``: lm-evaluation-harness tasks
+    against any OpenAI-compatible endpoint (e.g. a CSA proxy started with ``pearl serve``)."""
+    import json
+
+    from pearlpoint.eval.capability import run_lm_eval
+
+    tasks = [t for t in suite.split(":", 1)[1].split(",") if t]
+    if not tasks:
+        raise PearlError("name at least one task: lm-eval:TASK[,TASK...]")
+    if not base_url or not model_name:
+        raise PearlError("lm-eval needs --base-url and --model-name of an OpenAI-compatible endpoint")
+    results = run_lm_eval(tasks, base_url=base_url, model_name=model_name, limit=limit, api_key=api_key)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps({"lm_eval": results, "run": {"suite": suite, "model_name": model_name,
+                                                                             "base_url": base_url}}, indent=2),
+                                      encoding="utf-8")
