@@ -82,4 +82,6 @@ def register(app: typer.Typer) -> None:
                           f"raw {head('raw')}, CSA {head('csa')}")
         for note in summary.notes:
             console.print(f"note: {note}")
-        console.print(f"report: {Path(summary.out) / 'report.html'}  ({summary.seconds:.0f} s)")
+        u = summary.usage
+        console.print(f"report: {Path(summary.out) / 'report.html'}  ({summary.seconds:.0f} s, {u.get('calls', 0)} model "
+                      f"calls, {u.get('cache_hits', 0)} cached, {u.get('completion_tokens', 0)} tokens generated)")
