@@ -132,3 +132,19 @@ def test_embedded_model_asked_for_its_system_prompt(start_proxy, client_for, csa
     steering = csa_engine.decide_sync([Message(**m) for m in messages]).steering
     assert longest_shared_run(answer, steering) < 6, answer
     assert resp.model_extra["pearl"]["level"] in ("R0", "R1", "R2")
+
+
+def test_offsets_survive_normalisation_and_long_streams_stay_linear() -> None:
+    import time
+
+    g = LeakGuard(protected=[SECRET])
+    # a ligature and full-width letters change length under NFKC; the cut must still land before the leak
+    text = "ﬁne ＦＵＬＬ width. " + SECRET
+    out, hit = g.clean(text)
+    assert hit and out.startswith("ﬁne ＦＵＬＬ width.") and "withhold" not in out
+    f = StreamLeakFilter(g)
+    filler = "lorem ipsum dolor sit amet " * 8000  # ~200 KB, streamed in small pieces
+    t = time.perf_counter()
+    streamed = "".join(f.feed(filler[i:i + 40]) for i in range(0, len(filler), 40)) + f.finish()
+    assert streamed == filler and not f.blocked
+    assert time.perf_counter() - t < 10  # incremental scan: linear, not quadratic, in the stream length

@@ -26,16 +26,25 @@ LEAK_NOTICE = {
 }
 
 
-def _tokens(text: str) -> list[tuple[str, int]]:
-    """Normalised tokens with their start offset: words, and single CJK characters."""
-    text = unicodedata.normalize("NFKC", text)
-    return [(m.group(0).lower(), m.start()) for m in _TOKEN.finditer(text)]
+def _tokens(text: str, start: int = 0) -> list[tuple[str, int]]:
+    """Normalised tokens with their offset in ``text``: words, and single CJK characters. Each token is
+    normalised on its own (NFKC, lower case) so offsets stay those of the original text."""
+    return [(unicodedata.normalize("NFKC", m.group(0)).lower(), m.start())
+            for m in _TOKEN.finditer(text, start)]
 
 
 @functools.lru_cache(maxsize=1024)
-def _shingles_of_text(text: str) -> frozenset[tuple[str, ...]]:
-    """Steering texts repeat (same category and strategy), so their fingerprints are cached."""
-    return frozenset(_shingles([t for t, _ in _tokens(text)]))
+def _shingles_of_text(text: str) -> tuple[frozenset[tuple[str, ...]], int]:
+    """Fingerprints of a text and the longest span (in characters) one of them covers. Steering texts
+    repeat (same category and strategy), so this is cached."""
+    toks = _tokens(text)
+    span = 0
+    for n, cjk in ((WORD_N, False), (CJK_N, True)):
+        seq = [(t, o) for t, o in toks if bool(_CJK.fullmatch(t)) == cjk]
+        for i in range(len(seq) - n + 1):
+            last_tok, last_off = seq[i + n - 1]
+            span = max(span, last_off + len(last_tok) - seq[i][1])
+    return frozenset(_shingles([t for t, _ in toks])), span
 
 
 def _shingles(tokens: list[str]) -> set[tuple[str, ...]]:
@@ -56,25 +65,27 @@ class LeakGuard:
     secrets: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._shingles: frozenset[tuple[str, ...]] = frozenset().union(
-            *(_shingles_of_text(text) for text in self.protected))
+        parts = [_shingles_of_text(text) for text in self.protected]
+        self._shingles: frozenset[tuple[str, ...]] = frozenset().union(*(p[0] for p in parts))
         self.secrets = [s for s in self.secrets if s and len(s) >= 6]
+        # how far back an incremental scan must look so a fingerprint ending in new text is whole
+        self.overlap = max([p[1] for p in parts] + [len(s) for s in self.secrets] + [0]) + 32
 
     @property
     def holdback(self) -> int:
-        """Characters a stream must hold back so a fingerprint split across pieces is still caught."""
-        longest_secret = max((len(s) for s in self.secrets), default=0)
-        return max(120, longest_secret)
+        """Characters a stream must hold back so a fingerprint split across pieces is caught before
+        any of it is released."""
+        return max(120, self.overlap)
 
-    def find(self, text: str) -> int | None:
-        """Offset where leaked text starts, or None when the text is clean."""
+    def find(self, text: str, start: int = 0) -> int | None:
+        """Offset where leaked text starts (looking at ``text[start:]`` only), or None when clean."""
         first: int | None = None
         for s in self.secrets:
-            i = text.find(s)
+            i = text.find(s, start)
             if i >= 0:
                 first = i if first is None else min(first, i)
         if self._shingles:
-            toks = _tokens(text)
+            toks = _tokens(text, start)
             words = [(t, o) for t, o in toks if not _CJK.fullmatch(t)]
             cjk = [(t, o) for t, o in toks if _CJK.fullmatch(t)]
             for seq, n in ((words, WORD_N), (cjk, CJK_N)):
@@ -101,13 +112,16 @@ class StreamLeakFilter:
         self.guard, self.lang = guard, lang
         self.buffer = ""
         self.released = 0
+        self.scanned = 0  # everything before this offset has been checked already
         self.blocked = False
 
     def feed(self, piece: str) -> str:
         if self.blocked:
             return ""
         self.buffer += piece
-        at = self.guard.find(self.buffer)
+        # incremental: only the new text plus enough overlap for a fingerprint that straddles pieces
+        at = self.guard.find(self.buffer, max(0, self.scanned - self.guard.overlap))
+        self.scanned = len(self.buffer)
         if at is not None:
             self.blocked = True
             out = self.buffer[self.released:max(at, self.released)].rstrip()
