@@ -103,3 +103,18 @@ def test_client_system_prompt_and_developer_role_pass_through(mock_server, start
     msgs = up.requests[-1]["messages"]
     assert [m["role"] for m in msgs] == ["system", "system", "user"]
     assert msgs[1]["content"] == "You are the helpdesk of ACME." and msgs[2]["content"] == "Where is my order?"
+
+
+@pytest.mark.slow
+def test_embedded_model_as_upstream_plain_and_streamed(start_proxy, client_for) -> None:
+    """The real SmolLM2 behind the proxy, through the official client, both ways."""
+    srv = start_proxy(None)
+    c = client_for(srv)
+    msgs = [{"role": "user", "content": "Name one fruit that is yellow."}]
+    plain = c.chat.completions.create(model="pearlpoint", messages=msgs, max_tokens=24, temperature=0)
+    assert plain.choices[0].message.content.strip()
+    assert plain.usage.completion_tokens > 0 and plain.model_extra["pearl"]["strategy"]
+    pieces = [ch.choices[0].delta.content or "" for ch in
+              c.chat.completions.create(model="pearlpoint", messages=msgs, max_tokens=24, temperature=0, stream=True)
+              if ch.choices]
+    assert len([p for p in pieces if p]) >= 2 and "".join(pieces).strip()
