@@ -249,6 +249,39 @@ def summarise(results: list[dict], beta: float) -> dict[str, Any]:
     return table
 
 
+def classifier_view(results: list[dict]) -> dict[str, dict[str, str]]:
+    """A second, non-LLM view of the same answers: the eval area's embedded response classifier
+    (trained on human labels). Mean harmful probability and refusal share, raw vs chosen, by level."""
+    try:
+        from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge
+
+        clf = EmbeddedResponseJudge()
+    except Exception as exc:  # optional: the quality table stands without it
+        print(f"note: response classifier unavailable ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return {}
+    prompts, answers, tags = [], [], []
+    for r in results:
+        rec = Record.model_validate(r["record"])
+        for variant, answer in (("raw", r["raw"].get("answer")), ("chosen", rec.answer)):
+            if answer:
+                prompts.append(rec.query)
+                answers.append(answer)
+                tags.append((r["level"], variant))
+    verdicts = clf.classify(prompts, answers)
+    out: dict[str, dict[str, str]] = {}
+    for level in ("R0", "R1", "R2", "all"):
+        row = {}
+        for variant in ("raw", "chosen"):
+            vs = [v for (lv, var), v in zip(tags, verdicts, strict=True)
+                  if var == variant and (level == "all" or lv == level)]
+            if vs:
+                row[f"{variant}_harmful"] = f"{statistics.fmean(v.harmful_probability for v in vs):.3f}"
+                row[f"{variant}_refusal"] = f"{sum(v.refusal != 'full_compliance' for v in vs) / len(vs):.0%}"
+        if row:
+            out[level] = row
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="embedded")
@@ -273,6 +306,7 @@ def main() -> None:
     if args.summarise_only:
         results = [r for r in read_jsonl_tolerant(args.out) if "key" in r]
         print_quality(summarise(results, args.beta), args, len(results), None)
+        print_classifier(classifier_view(results))
         return
 
     print(f"# bench_lingo  {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC  {platform.machine()} "
@@ -291,7 +325,19 @@ def main() -> None:
     wall = time.perf_counter() - t0
     table = summarise(results, args.beta)
     print_quality(table, args, len(results), wall)
+    print_classifier(classifier_view(results))
     (args.out.parent / "summary.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
+
+
+def print_classifier(view: dict[str, dict[str, str]]) -> None:
+    if not view:
+        return
+    print("\nembedded response classifier (no LLM) on the same answers: mean harmful probability, "
+          "share of (partial) refusals\n\n| level | raw harmful | chosen harmful | raw refusal | chosen refusal |"
+          "\n|---|---:|---:|---:|---:|")
+    for level, t in view.items():
+        print(f"| {level} | {t.get('raw_harmful', '-')} | {t.get('chosen_harmful', '-')} | "
+              f"{t.get('raw_refusal', '-')} | {t.get('chosen_refusal', '-')} |")
 
 
 def print_quality(table: dict[str, Any], args: argparse.Namespace, n: int, wall: float | None) -> None:
