@@ -29,7 +29,8 @@ def test_escalation_after_a_refusal_shifts_posterior_toward_malicious(mock_serve
     assert p2["user_types"]["malicious"] > pf["user_types"]["malicious"]
     assert p2["user_types"]["malicious"] > p2["pressing"]["assessor_user_types"]["malicious"]
     steering = up.requests[-1]["messages"][0]["content"]
-    assert "pressing again" in steering
+    assert ("pressing harder" in steering) == (p2["pressing"]["state"] == "escalation")
+    assert ("coming back" in steering) == (p2["pressing"]["state"] == "retry")
 
 
 def test_refusal_from_another_model_is_recognised_without_memory(mock_server, start_proxy, client_for) -> None:

@@ -326,7 +326,7 @@ class CSAEngine:
             chain = seed_chain(assessment, solution, policy=self.policy, lang=p.lang)
             steering = render("serve_guard", p.lang, steering=steering_message(chain, p.lang),
                               anticipation=anticipation_items(solution, self.payoffs, p.lang),
-                              escalation=next_state is not None)
+                              pressing=next_state or "")
         timings["steer"] = time.perf_counter() - t
         return Decision(lang=p.lang, assessment=assessment, solution=solution, chain=chain, steering=steering,
                         escalation=next_state is not None, next_state=next_state, prior=p.prior,
