@@ -91,3 +91,24 @@ def test_sighup_reloads_a_running_server(mock_server, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_reload_keeps_command_line_overrides(csa_engine, mock_server, tmp_path: Path) -> None:
+    from pearlpoint.serve.app import Proxy
+    from pearlpoint.serve.config import load_config
+
+    up = mock_server(reply="ok")
+    path = tmp_path / "serve.yaml"
+    cfg = base_config(tmp_path, up.base_url)
+    path.write_text(yaml.safe_dump(cfg))
+    overrides = {"refine__steps": 2, "upstream__model_name": "from-flag"}
+    proxy = Proxy(load_config(path, **overrides), engine=csa_engine, warm_up=False, overrides=overrides)
+    try:
+        cfg["limits"] = {"max_messages": 7}
+        path.write_text(yaml.safe_dump(cfg))
+        assert proxy.reload()["version"] == 2
+        st = proxy.state.cfg
+        assert st.limits.max_messages == 7  # from the edited file
+        assert st.refine.steps == 2 and st.upstream.model_name == "from-flag"  # flags still win
+    finally:
+        proxy.close()

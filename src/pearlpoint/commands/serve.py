@@ -54,10 +54,11 @@ def register(app: typer.Typer) -> None:
         from pearlpoint.serve.server import serve_forever
 
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        cfg = load_config(config, upstream__model=upstream, upstream__base_url=base_url,
-                          upstream__model_name=model_name, refine__steps=refine,
-                          audit__path=str(audit_db) if audit_db else None,
-                          auth__allow_anonymous=True if allow_anonymous else None)
+        overrides = {"upstream__model": upstream, "upstream__base_url": base_url, "upstream__model_name": model_name,
+                     "refine__steps": refine, "audit__path": str(audit_db) if audit_db else None,
+                     "auth__allow_anonymous": True if allow_anonymous else None}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        cfg = load_config(config, **overrides)
         if not cfg.auth.keys and not cfg.auth.allow_anonymous:
             raise PearlError("no client keys configured: add auth.keys to the config "
                              "(make one with `pearl serve --new-key`) or pass --allow-anonymous")
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
             raise PearlError(f"refusing to serve without keys on {host}: configure auth.keys or listen on 127.0.0.1")
         console = Console(stderr=True)
         with console.status("loading the assessor and the upstream model..."):
-            proxy = Proxy(cfg, install_sighup=True)
+            proxy = Proxy(cfg, install_sighup=True, overrides=overrides)
         console.print(f"[bold]pearl serve[/] on http://{host}:{port}/v1  upstream={cfg.upstream.model}"
                       f"{' ' + cfg.upstream.base_url if cfg.upstream.base_url else ''}  models={','.join(cfg.models)}"
                       f"  refine={cfg.refine.steps}  audit={cfg.audit.path if cfg.audit.enabled else 'off'}"

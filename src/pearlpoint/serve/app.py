@@ -94,8 +94,9 @@ class Proxy:
     """Owns the app, the metrics (which survive reloads) and the current :class:`ServeState`."""
 
     def __init__(self, cfg: ServeConfig, *, engine: CSAEngine | None = None, upstream: Any = None,
-                 warm_up: bool = True, install_sighup: bool = False) -> None:
+                 warm_up: bool = True, install_sighup: bool = False, overrides: dict[str, Any] | None = None) -> None:
         self.metrics = ServeMetrics()
+        self.overrides = dict(overrides or {})  # command-line settings, re-applied on every reload
         self.started = time.time()
         self.install_sighup = install_sighup
         self._reload_lock = threading.Lock()
@@ -119,7 +120,7 @@ class Proxy:
             if old.cfg.source is None:
                 raise PearlError("this server was started without a config file; nothing to reload")
             try:
-                cfg = load_config(old.cfg.source)
+                cfg = load_config(old.cfg.source, **self.overrides)
                 if cfg.csa == old.cfg.csa:
                     engine = old.engine
                 else:
