@@ -8,7 +8,14 @@ from typing import Any
 
 import typer
 
-from pearlpoint.commands.common import ApiKeyOpt, BaseUrlOpt, ConfigOpt, ModelNameOpt, ModelOpt, settings_from_flags
+from pearlpoint.commands.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    ConfigOpt,
+    ModelNameOpt,
+    ModelOpt,
+    settings_from_flags,
+)
 
 CHUNK = 64
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pearlpoint.policy import Policy
 from pearlpoint.risk.schema import (
-    InteractionForm,
     Intent,
+    InteractionForm,
     RiskAssessment,
     RiskLevel,
     RiskSignal,

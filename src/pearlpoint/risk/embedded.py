@@ -114,8 +114,12 @@ class EmbeddedAssessor:
             idx = np.flatnonzero(owners == i)
             j = idx[int(np.argmax(harm_z[idx]))]
             z = float(harm_z[j])
+            # The distress head alone over-fires on short Chinese requests (MiniLM reads Chinese poorly);
+            # without any distress wording its probability is damped by up to 45%.
+            cue = min(1.0, feats[i].value("distress_strong") + feats[i].value("distress_weak"))
+            p_dis = float(dis_p[idx].max()) * (0.55 + 0.45 * cue)
             out.append(TextScores(harm_logit=z, p_harm=float(sigmoid(np.array(a * z + b))), p_adv=float(adv_p[idx].max()),
-                                  p_distress=float(dis_p[idx].max()), category_probs=cat_p[j], top_unit=units[j].label,
+                                  p_distress=p_dis, category_probs=cat_p[j], top_unit=units[j].label,
                                   feats=feats[i], windowing=wins[i]))
         return out
 
@@ -133,8 +137,9 @@ class EmbeddedAssessor:
         if s.p_distress >= 0.5 and "mental_health" not in category_probs:
             category_probs["mental_health"] = round(max(probs.get("mental_health", 0.0), 0.0), 4)
         form = F.interaction_form(text)
+        lang = language_of(text)
         return decide(p_harm=s.p_harm, p_adv=s.p_adv, p_distress=s.p_distress, category_probs=category_probs,
-                      form=form, language=language_of(text), policy=self.policy, threshold=self.heads.threshold,
+                      form=form, language=lang, policy=self.policy, threshold=self.heads.threshold_for(lang),
                       signals=signals, decoded_hit=s.top_unit.startswith("decoded:"), assessor=self.name,
                       opinion_cue=s.feats.value("opinion") > 0)
 

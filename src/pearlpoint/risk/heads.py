@@ -112,6 +112,10 @@ class RiskHeads:
     def threshold(self) -> float:
         return float(self.card.get("threshold", 0.5))
 
+    def threshold_for(self, lang: str) -> float:
+        """The decision threshold for a language (chosen on calibration rows of that language)."""
+        return float(self.card.get("thresholds", {}).get(lang, self.threshold))
+
     def save(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from collections import Counter
@@ -72,7 +71,10 @@ def _fit_mlp(X: np.ndarray, y: np.ndarray, cols: np.ndarray, repeats: np.ndarray
     for k in range(MLP_MEMBERS):
         m = MLPClassifier(hidden_layer_sizes=(MLP_HIDDEN,), alpha=MLP_ALPHA, max_iter=200, random_state=seed + k)
         m.fit(Zs[idx], y[idx])
-        W1.append(m.coefs_[0]); b1.append(m.intercepts_[0]); W2.append(m.coefs_[1][:, 0]); b2.append(m.intercepts_[1][0])
+        W1.append(m.coefs_[0])
+        b1.append(m.intercepts_[0])
+        W2.append(m.coefs_[1][:, 0])
+        b2.append(m.intercepts_[1][0])
     return MLPHead(cols, mean.astype(np.float32), scale.astype(np.float32), np.stack(W1).astype(np.float16),
                    np.stack(b1).astype(np.float32), np.stack(W2).astype(np.float32), np.array(b2, dtype=np.float32))
 
@@ -145,13 +147,16 @@ def row_max(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, lookalike: np.ndarray, max_fpr: float = 0.08) -> float:
     """Highest-F1 threshold on the calibration split whose false-positive rate on look-alikes <= max_fpr."""
-    best_t, best_f1 = 0.5, -1.0
-    for t in np.round(np.arange(0.2, 0.91, 0.02), 2):
+    grid = np.round(np.arange(0.2, 0.965, 0.02), 2)
+    stats = []
+    for t in grid:
         rep = binary_report(y, p, t)
         la_fpr = float(np.mean(p[lookalike] >= t)) if lookalike.any() else 0.0
-        if la_fpr <= max_fpr and rep["f1"] > best_f1:
-            best_t, best_f1 = float(t), rep["f1"]
-    return best_t
+        stats.append((float(t), la_fpr, rep["f1"]))
+    ok = [s for s in stats if s[1] <= max_fpr]
+    if ok:
+        return max(ok, key=lambda s: (s[2], -s[0]))[0]
+    return min(stats, key=lambda s: (s[1], -s[2]))[0]  # none meets the bound: the lowest look-alike FPR
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--cache", type=Path, default=Path(".pearl-cache/risk_embeddings.npz"),
                     help="embedding cache (speeds up reruns; delete to recompute)")
+    ap.add_argument("--recalibrate", action="store_true",
+                    help="keep the heads already in --out and redo only calibration, thresholds and metrics "
+                         "(the same steps a full run ends with)")
     args = ap.parse_args(argv)
     np.random.seed(args.seed)
     t_start = time.perf_counter()
@@ -184,6 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     by_split = {s: [r for r in rows if r.split == s] for s in ("train", "calib", "test", "public_test", "style_test")}
 
     tr = by_split["train"]
+    if args.recalibrate:
+        old = RiskHeads.load(args.out)
+        harm, adv, dis, cat = old.harm, old.adversarial, old.distress, old.category
+        classes = old.category_ids
+        _log(f"recalibrating the heads in {args.out}")
+    else:
+        harm, adv, dis, cat, classes = train_heads(tr, encoder, cache, args.seed)
+    return finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, cat, classes, t_start)
+
+
+def train_heads(tr: list[Example], encoder, cache: EmbeddingCache, seed: int):
     X, own, _ = build_matrix(tr, encoder, cache, training=True)
     y_h = np.array([tr[i].harmful for i in own])
     y_a = np.array([tr[i].adversarial for i in own])
@@ -191,15 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     repeats = np.array([1 if tr[i].harmful else (OVERSAMPLE_LOOKALIKE if tr[i].kind in LOOKALIKE_KINDS else OVERSAMPLE_BENIGN)
                         for i in own])
     _log(f"training on {len(own)} units from {len(tr)} rows")
-    harm = _fit_mlp(X, y_h, _cols(HARM_FEATURES, ngrams=True), repeats, seed=args.seed)
-    adv, _ = _fit(X, y_a, _cols(F.FEATURE_NAMES), 0.5, seed=args.seed)
-    dis, _ = _fit(X, y_d, _cols(DISTRESS_FEATURES), 0.5, seed=args.seed)
+    harm = _fit_mlp(X, y_h, _cols(HARM_FEATURES, ngrams=True), repeats, seed=seed)
+    adv, _ = _fit(X, y_a, _cols(F.FEATURE_NAMES), 0.5, seed=seed)
+    dis, _ = _fit(X, y_d, _cols(DISTRESS_FEATURES), 0.5, seed=seed)
     cat_mask = np.array([bool(tr[i].harmful and tr[i].category) for i in own])
     y_c = np.array([tr[i].category for i in own])[cat_mask]
-    cat, classes = _fit(X[cat_mask], y_c, _cols(()), 1.0, multiclass=True, seed=args.seed)
+    cat, classes = _fit(X[cat_mask], y_c, _cols(()), 1.0, multiclass=True, seed=seed)
     if cat.W.shape[0] == 1:  # binary edge case: sklearn returns one row
         cat.W = np.vstack([-cat.W, cat.W])
         cat.b = np.concatenate([-cat.b, cat.b])
+    return harm, adv, dis, cat, classes
+
+
+def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, cat, classes, t_start) -> int:
 
     def scores(split_rows: list[Example]) -> dict[str, np.ndarray]:
         Xs, ow, _ = build_matrix(split_rows, encoder, cache, training=False)
@@ -218,7 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     p_cal = sigmoid(a * sc["z"] + b)
     look = np.array([r.kind in FPR_KINDS for r in cal_rows])
     threshold = choose_threshold(y_cal, p_cal, look, max_fpr=0.10)
-    _log(f"platt a={a:.3f} b={b:.3f}; threshold={threshold}")
+    # One threshold per language: the Chinese side has fewer rows of both kinds and a different score
+    # distribution; each is chosen the same way on its own calibration rows.
+    thresholds = {}
+    for lang in ("en", "zh"):
+        m = np.array([r.lang == lang for r in cal_rows])
+        if m.sum() >= 20 and y_cal[m].min() == 0 and y_cal[m].max() == 1:
+            thresholds[lang] = choose_threshold(y_cal[m], p_cal[m], look[m], max_fpr=0.10)
+    _log(f"platt a={a:.3f} b={b:.3f}; threshold={threshold}; per language {thresholds}")
+
+    def thr_of(r: Example) -> float:
+        return thresholds.get(r.lang, threshold)
 
     metrics: dict[str, dict] = {}
     for split in ("test", "public_test", "style_test"):
@@ -229,13 +262,16 @@ def main(argv: list[str] | None = None) -> int:
         y = np.array([r.harmful for r in srows])
         p_raw = sigmoid(s["z"])
         p = sigmoid(a * s["z"] + b)
-        rep = binary_report(y, p, threshold)
+        thr = np.array([thr_of(r) for r in srows])
+        rep = binary_report(y, p - thr + 0.5, 0.5)
+        rep["ece"] = binary_report(y, p, 0.5)["ece"]
         rep["ece_uncalibrated"] = binary_report(y, p_raw, 0.5)["ece"]
         look = [r.kind in FPR_KINDS for r in srows]
-        rep["lookalike_fpr"] = rate([pp >= threshold for pp, la in zip(p, look, strict=True) if la])
-        rep["everyday_fpr"] = rate([pp >= threshold for pp, r in zip(p, srows, strict=True) if r.kind == "everyday"])
+        flagged = p >= thr
+        rep["lookalike_fpr"] = rate([f for f, la in zip(flagged, look, strict=True) if la])
+        rep["everyday_fpr"] = rate([f for f, r in zip(flagged, srows, strict=True) if r.kind == "everyday"])
         for lvl in (1, 2, 3):
-            flags = [pp >= threshold for pp, r in zip(p, srows, strict=True) if r.level == lvl]
+            flags = [f for f, r in zip(flagged, srows, strict=True) if r.level == lvl]
             if flags:
                 rep[f"strata_level{lvl}_recall"] = rate(flags)
         metrics[split] = rep
@@ -249,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "feature_names": list(F.FEATURE_NAMES), "harm_features": list(HARM_FEATURES),
         "distress_features": list(DISTRESS_FEATURES), "category_ids": [str(c) for c in classes],
         "calibration": {"method": "platt on the calibration split (max-unit harm logit)", "platt": [a, b]},
-        "threshold": threshold,
+        "threshold": threshold, "thresholds": thresholds,
         "data": {f"{s}/{'harmful' if h else 'benign'}": n for (s, h), n in sorted(split_counts.items())},
         "sources": dict(Counter(r.source for r in rows)), "metrics": metrics,
         "held_out": ["strongreject (public_test)", "heldout_style.txt (style_test)"],
