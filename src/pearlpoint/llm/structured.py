@@ -8,6 +8,7 @@ if the object still does not validate, the model is asked again with the validat
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from typing import Any, TypeVar
@@ -99,14 +100,21 @@ def extract_json(text: str) -> tuple[Any, bool]:
     raise ValueError("no JSON object found in the model's answer")
 
 
+@functools.lru_cache(maxsize=256)
 def schema_for(model_cls: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of a pydantic model, built once per class (it is costly and never changes)."""
     return model_cls.model_json_schema()
 
 
-def _instruction(schema: dict[str, Any], lang: str) -> str:
+@functools.lru_cache(maxsize=256)
+def _instruction_cached(schema_json: str, lang: str) -> str:
     from pearlpoint.prompts import render
 
-    return render("llm_json_instruction", lang=lang, schema=json.dumps(schema, ensure_ascii=False))
+    return render("llm_json_instruction", lang=lang, schema=schema_json)
+
+
+def _instruction(schema: dict[str, Any], lang: str) -> str:
+    return _instruction_cached(json.dumps(schema, ensure_ascii=False), lang)
 
 
 async def generate_structured(model: Any, messages: str | list[Message] | list[dict[str, str]],
