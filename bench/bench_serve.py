@@ -192,7 +192,7 @@ def main() -> None:
                   f"  {len(lat) / wall:6.0f} req/s  errors {len(err)}")
         for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
             cfg = {"upstream": {"model": "openai", "base_url": up.base_url, "model_name": "mock", "api_key": "sk-up",
-                                "timeout_s": 60, "max_retries": 0, "concurrency": 1024},
+                                "timeout_s": 60, "max_retries": 1, "concurrency": 1024},
                    "auth": {"keys": [{"name": "bench", "hash": hash_key(KEY)}], "burst": 100000,
                             "default_rpm": 10_000_000},
                    "audit": {"path": str(Path(tmp) / f"audit-{variant}.sqlite")},
