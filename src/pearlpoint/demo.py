@@ -73,12 +73,15 @@ class DemoConfig(BaseModel):
     max_tokens: int = Field(160, ge=16, le=4096)
     beta: float = Field(2.0, ge=0.0)
     eval_limit: int = Field(4, ge=0, description="items of the constructive suite per arm (0 = skip)")
+    early_stop: bool = Field(False, description="stop refining at a perfect seed; off so every prompt takes "
+                                                "its Lingo-BP steps and yields a preference pair when they differ")
     limit: int | None = Field(None, ge=1, description="run only the first N sample prompts")
     prompts_file: Path | None = None
     config_file: Path | None = None
 
     def identity(self, generator_name: str) -> dict[str, Any]:
         return {"generator": generator_name, "steps": self.steps, "max_tokens": self.max_tokens, "beta": self.beta,
+                "early_stop": self.early_stop,
                 "prompts": str(self.prompts_file) if self.prompts_file else "builtin"}
 
 
@@ -246,7 +249,7 @@ class Demo:
             res.raw_answer, res.error = "", f"raw answer: {exc}"
         record = await respond_async(prompt.text, generator=generator, judge=judge_model,
                                      config=LingoConfig(steps=self.cfg.steps, max_tokens=self.cfg.max_tokens,
-                                                        beta=self.cfg.beta),
+                                                        beta=self.cfg.beta, early_stop=self.cfg.early_stop),
                                      lang=prompt.lang, record_id=prompt.id, settings=settings)
         rec = record.model_dump(mode="json")
         res.csa_answer = record.answer

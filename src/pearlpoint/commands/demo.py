@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
         max_tokens: int = typer.Option(160, "--max-tokens", min=16, help="Longest answer, in tokens."),
         eval_limit: int = typer.Option(4, "--eval-limit", min=0, help="Constructive-suite items per arm (0 = skip)."),
         limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N sample prompts."),
+        early_stop: bool = typer.Option(False, "--early-stop", help="Stop refining at a perfect first answer "
+                                        "(faster; fewer preference pairs)."),
         prompts: Path | None = typer.Option(None, "--prompts", help="Your own prompts (JSONL/CSV: text, persona, lang)."),
         config: Path | None = ConfigOpt,
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
@@ -36,6 +38,7 @@ def register(app: typer.Typer) -> None:
         console = Console()
         cfg = DemoConfig(out=out, model=model, model_name=model_name, base_url=base_url, api_key=api_key, steps=steps,
                          max_tokens=max_tokens, eval_limit=eval_limit, limit=limit, prompts_file=prompts,
+                         early_stop=early_stop,
                          config_file=config)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=False, disable=as_json) as bar:
