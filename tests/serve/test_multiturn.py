@@ -26,8 +26,11 @@ def test_escalation_after_a_refusal_shifts_posterior_toward_malicious(mock_serve
     assert p2["pressing"]["state"] in ("retry", "escalation")
     assert p2["pressing"]["previous_strategy"] == p1["strategy"]  # linked to our own earlier decision
     # the same words after a refusal say more about the asker than the same words out of the blue
-    assert p2["user_types"]["malicious"] > pf["user_types"]["malicious"]
-    assert p2["user_types"]["malicious"] > p2["pressing"]["assessor_user_types"]["malicious"]
+    def more_malicious(a: float, b: float) -> bool:  # strictly more, unless b is already ~certain
+        return a > b or (a >= b and b >= 0.999)
+
+    assert more_malicious(p2["user_types"]["malicious"], pf["user_types"]["malicious"])
+    assert more_malicious(p2["user_types"]["malicious"], p2["pressing"]["assessor_user_types"]["malicious"])
     steering = up.requests[-1]["messages"][0]["content"]
     assert ("pressing harder" in steering) == (p2["pressing"]["state"] == "escalation")
     assert ("coming back" in steering) == (p2["pressing"]["state"] == "retry")
