@@ -49,9 +49,14 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from pearlpoint.errors import PearlError
-        from pearlpoint.serve.app import Proxy
+
+        try:
+            from pearlpoint.serve.app import Proxy
+            from pearlpoint.serve.server import serve_forever
+        except ImportError as exc:
+            raise PearlError(f"pearl serve needs the 'serve' extra ({exc.name} is missing): "
+                             "pip install 'pearlpoint[serve]'") from None
         from pearlpoint.serve.config import load_config
-        from pearlpoint.serve.server import serve_forever
 
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         overrides = {"upstream__model": upstream, "upstream__base_url": base_url, "upstream__model_name": model_name,
