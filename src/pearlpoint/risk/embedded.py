@@ -107,13 +107,13 @@ class EmbeddedAssessor:
         adv_p = sigmoid(h.adversarial.logits(X)[:, 0])
         dis_p = sigmoid(h.distress.logits(X)[:, 0])
         cat_p = softmax(h.category.logits(X))
-        a, b = h.calibration
         owners = np.array([u.owner for u in units])
         out: list[TextScores] = []
         for i in range(len(texts)):
             idx = np.flatnonzero(owners == i)
             j = idx[int(np.argmax(harm_z[idx]))]
             z = float(harm_z[j])
+            a, b = h.calibration_for(language_of(texts[i]))
             # The distress head alone over-fires on short Chinese requests (MiniLM reads Chinese poorly);
             # without any distress wording its probability is damped by up to 45%.
             cue = min(1.0, feats[i].value("distress_strong") + feats[i].value("distress_weak"))

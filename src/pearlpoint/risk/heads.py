@@ -108,6 +108,11 @@ class RiskHeads:
         a, b = self.card.get("calibration", {}).get("platt", [1.0, 0.0])
         return float(a), float(b)
 
+    def calibration_for(self, lang: str) -> tuple[float, float]:
+        by_lang = self.card.get("calibration", {}).get("platt_by_language", {})
+        a, b = by_lang.get(lang, self.calibration)
+        return float(a), float(b)
+
     @property
     def threshold(self) -> float:
         return float(self.card.get("threshold", 0.5))

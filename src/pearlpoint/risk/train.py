@@ -236,19 +236,27 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
     cal_rows = by_split["calib"]
     sc = scores(cal_rows)
     y_cal = np.array([r.harmful for r in cal_rows])
-    platt = LogisticRegression(C=1e4, max_iter=1000).fit(sc["z"].reshape(-1, 1), y_cal)
-    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-    p_cal = sigmoid(a * sc["z"] + b)
+    # Platt scaling per language (the Chinese side scores on a different scale: fewer rows of both
+    # kinds, and MiniLM reads Chinese poorly), then ONE threshold on the calibrated probability.
+    langs = np.array([r.lang for r in cal_rows])
+    platt_all = LogisticRegression(C=1e4, max_iter=1000).fit(sc["z"].reshape(-1, 1), y_cal)
+    platt = {"*": [float(platt_all.coef_[0, 0]), float(platt_all.intercept_[0])]}
+    for lang in ("en", "zh"):
+        m = langs == lang
+        if m.sum() >= 20 and 0 < y_cal[m].sum() < m.sum():
+            fit = LogisticRegression(C=1e4, max_iter=1000).fit(sc["z"][m].reshape(-1, 1), y_cal[m])
+            platt[lang] = [float(fit.coef_[0, 0]), float(fit.intercept_[0])]
+
+    def calibrate(z: np.ndarray, row_langs) -> np.ndarray:
+        ab = np.array([platt.get(lg, platt["*"]) for lg in row_langs])
+        return sigmoid(ab[:, 0] * z + ab[:, 1])
+
+    p_cal = calibrate(sc["z"], langs)
+    a, b = platt["*"]
     look = np.array([r.kind in FPR_KINDS for r in cal_rows])
     threshold = choose_threshold(y_cal, p_cal, look, max_fpr=0.10)
-    # One threshold per language: the Chinese side has fewer rows of both kinds and a different score
-    # distribution; each is chosen the same way on its own calibration rows.
-    thresholds = {}
-    for lang in ("en", "zh"):
-        m = np.array([r.lang == lang for r in cal_rows])
-        if m.sum() >= 20 and y_cal[m].min() == 0 and y_cal[m].max() == 1:
-            thresholds[lang] = choose_threshold(y_cal[m], p_cal[m], look[m], max_fpr=0.10)
-    _log(f"platt a={a:.3f} b={b:.3f}; threshold={threshold}; per language {thresholds}")
+    thresholds: dict[str, float] = {}
+    _log(f"platt {platt}; threshold={threshold}")
 
     def thr_of(r: Example) -> float:
         return thresholds.get(r.lang, threshold)
@@ -261,7 +269,7 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         s = scores(srows)
         y = np.array([r.harmful for r in srows])
         p_raw = sigmoid(s["z"])
-        p = sigmoid(a * s["z"] + b)
+        p = calibrate(s["z"], [r.lang for r in srows])
         thr = np.array([thr_of(r) for r in srows])
         rep = binary_report(y, p - thr + 0.5, 0.5)
         rep["ece"] = binary_report(y, p, 0.5)["ece"]
@@ -284,7 +292,8 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         "harm_head": f"bag of {MLP_MEMBERS} MLPs (hidden {MLP_HIDDEN}, alpha {MLP_ALPHA}) on embedding + harm features + hashed n-grams",
         "feature_names": list(F.FEATURE_NAMES), "harm_features": list(HARM_FEATURES),
         "distress_features": list(DISTRESS_FEATURES), "category_ids": [str(c) for c in classes],
-        "calibration": {"method": "platt on the calibration split (max-unit harm logit)", "platt": [a, b]},
+        "calibration": {"method": "platt per language on the calibration split (max-unit harm logit)",
+                        "platt": [a, b], "platt_by_language": platt},
         "threshold": threshold, "thresholds": thresholds,
         "data": {f"{s}/{'harmful' if h else 'benign'}": n for (s, h), n in sorted(split_counts.items())},
         "sources": dict(Counter(r.source for r in rows)), "metrics": metrics,
