@@ -65,8 +65,6 @@ def rows_for(suite: str, mode: str, m: dict) -> list[list[str]]:
         out.append([suite, mode, str(s["n"]), "full compliance / partial / full refusal %",
                     " / ".join(f"{s['shares'][k]['value']:.0f}" for k in ("full_compliance", "partial_refusal",
                                                                           "full_refusal"))])
-    out.append([suite, mode, str(n), "wall time per item (s)",
-                f"{m.get('bench_wall_s', 0) / max(1, n):.1f}" if m.get("bench_wall_s") else "-"])
     return out
 
 

@@ -243,6 +243,12 @@ def load_run(directory: str | Path) -> tuple[dict, list[dict]]:
     for r in read_jsonl_tolerant(d / "responses.jsonl"):
         if isinstance(r, dict) and "id" in r:
             latest[str(r["id"])] = r
+    try:  # only the items of the run's current plan (a folder may hold rows of an earlier, larger --limit)
+        planned = json.loads((d / "run.json").read_text(encoding="utf-8")).get("items")
+    except (OSError, json.JSONDecodeError):
+        planned = None
+    if planned:
+        return metrics, [latest[i] for i in planned if i in latest]
     return metrics, list(latest.values())
 
 

@@ -211,6 +211,7 @@ class EvalRunner:
                 raise PearlError(f"{out} holds a run with a different {', '.join(diff)}; use another --out")
         run_file.write_text(json.dumps({"identity": identity, "config": self.config.model_dump(mode="json"),
                                         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                        "items": [it.id for it in items],
                                         "skipped_rows": [str(e) for e in suite.skipped[:50]]},
                                        indent=2, ensure_ascii=False), encoding="utf-8")
         responses = out / "responses.jsonl"
@@ -298,6 +299,9 @@ def rejudge(out_dir: str | Path, *, weights: str | Path | None = None) -> dict[s
     tmp.replace(out / "responses.jsonl")
     suite = load_suite(cfg.suite, cfg.data)
     items = stratified_limit(suite.items, cfg.limit)
+    if "items" not in run:
+        run["items"] = [it.id for it in items]
+        (out / "run.json").write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
     runner = EvalRunner(cfg, generator=None, embedded_judge=judge)
     return runner.finish(out, items, elapsed_s=float(run.get("elapsed_s", 0.0) or 0.0), skipped=len(suite.skipped))
 
