@@ -12,6 +12,7 @@ import pytest
 
 from pearlpoint.lingo import LingoConfig, Record, respond
 from pearlpoint.lingo.judges import JudgeResult, judge
+from pearlpoint.lingo.step_control import count_changes
 
 pytestmark = pytest.mark.slow
 
@@ -20,10 +21,18 @@ CONFIG = dict(steps=1, max_tokens=96)
 
 
 def test_respond_end_to_end_on_embedded_model(embedded_model):
-    rec = respond(QUERY, generator=embedded_model, judge=embedded_model, config=LingoConfig(**CONFIG))
+    # early stop off: the small judge tends to rate everything perfect, and the backward step must
+    # run on the real model too
+    rec = respond(QUERY, generator=embedded_model, judge=embedded_model,
+                  config=LingoConfig(**CONFIG, early_stop=False, adaptive=False))
     assert rec.assessment is not None and rec.solution and rec.pearl_point
-    assert rec.iterates and rec.iterates[0].mode == "seed"
+    assert len(rec.iterates) == 2 and rec.iterates[0].mode == "seed"
     assert rec.usage["calls"] + rec.usage["cache_hits"] <= 5  # 2 to initialise + at most 3 for one round
+    step = rec.iterates[1]
+    if not step.failed:  # the real backward answer went through step-size control
+        assert step.backward is not None
+        changes = count_changes(rec.iterates[0].chain, step.chain)
+        assert changes["safety"] <= 1 and changes["usefulness"] <= 1
     judged = [it for it in rec.iterates if it.judged]
     assert judged, [it.error for it in rec.iterates]
     for it in judged:
