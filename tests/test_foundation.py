@@ -117,6 +117,22 @@ def test_cli_help_version_and_clean_errors() -> None:
     assert r.returncode == 2 and "cannot reach" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_cli_usage_errors_are_one_clean_message() -> None:
+    for args in (["solve", "--bogus"], ["export"], ["chat"]):
+        r = _pearl(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr and "Error" in r.stderr
+    r = _pearl()
+    assert r.returncode == 0 and "Usage" in r.stdout
+
+
+def test_cli_error_with_brackets_is_printed_verbatim() -> None:
+    r = _pearl("chat", "--model", "openai", "--base-url", "http://127.0.0.1:9/[red]v1[/x]", "hi",
+               env={"PEARL_MAX_RETRIES": "0"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "[red]v1[/x]" in r.stderr
+
+
 def test_cli_config_show_masks_secrets() -> None:
     r = _pearl("config", "show", "--json", env={"PEARL_API_KEY": "sk-secret-123456"})
     data = json.loads(r.stdout)

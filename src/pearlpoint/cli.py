@@ -57,23 +57,48 @@ def _register_all() -> None:
 _register_all()
 
 
+def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """Usage-error and abort classes of every click the CLI may run on (typer >= 0.16 vendors its own)."""
+    usage: list[type[BaseException]] = []
+    abort: list[type[BaseException]] = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        usage.append(mod.ClickException)
+        for attr in ("Abort", "Exit"):
+            if hasattr(mod, attr):
+                abort.append(getattr(mod, attr))
+    return tuple(usage), tuple(abort)
+
+
 def main() -> None:
+    from rich.markup import escape
+
+    usage_errors, aborts = _click_exceptions()
     try:
-        app(standalone_mode=False)
+        result = app(standalone_mode=False)
+        if isinstance(result, int) and result:
+            sys.exit(result)
     except PearlError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        # escape: the message may quote user text or model output holding [brackets]
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+    except usage_errors as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            app(["--help"], standalone_mode=False)
+            sys.exit(0)
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
+    except aborts as exc:
+        code = getattr(exc, "exit_code", None)
+        if code is None:  # Abort: the user pressed Ctrl-C at a prompt
+            err_console.print("aborted")
             sys.exit(1)
-        raise
+        sys.exit(code)
