@@ -107,7 +107,7 @@ def _iter_jsonl(path: Path) -> Iterator[Row]:
 def _iter_json_array(path: Path) -> Iterator[Row]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError):
         # Maybe it is JSON Lines with a .json name.
         yield from _iter_jsonl(path)
         return

@@ -84,7 +84,7 @@ class ManagedModel:
                 async with self._semaphore():
                     return await asyncio.wait_for(self.backend.chat(msgs, params, json_schema),
                                                   timeout=self.timeout_s)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 last = TransientModelError(f"{self.name}: no answer within {self.timeout_s:g} s")
             except TransientModelError as exc:
                 last = exc
@@ -127,7 +127,7 @@ class ManagedModel:
                     finally:
                         await agen.aclose()
                 break
-            except (TimeoutError, asyncio.TimeoutError) as exc:
+            except TimeoutError as exc:
                 last = TransientModelError(f"{self.name}: stream stalled for {self.timeout_s:g} s")
                 if pieces:
                     raise ModelError(str(last)) from exc
