@@ -7,7 +7,14 @@ from pathlib import Path
 
 import typer
 
-from pearlpoint.commands.common import ApiKeyOpt, BaseUrlOpt, ConfigOpt, ModelNameOpt, ModelOpt, settings_from_flags
+from pearlpoint.commands.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    ConfigOpt,
+    ModelNameOpt,
+    ModelOpt,
+    settings_from_flags,
+)
 
 
 def register(app: typer.Typer) -> None:
