@@ -110,11 +110,15 @@ def test_embedded_model_as_upstream_plain_and_streamed(start_proxy, client_for) 
     """The real SmolLM2 behind the proxy, through the official client, both ways."""
     srv = start_proxy(None)
     c = client_for(srv)
-    msgs = [{"role": "user", "content": "Name one fruit that is yellow."}]
-    plain = c.chat.completions.create(model="pearlpoint", messages=msgs, max_tokens=24, temperature=0)
+    msgs = [{"role": "user", "content": "Describe three yellow fruits in a few sentences."}]
+    plain = c.chat.completions.create(model="pearlpoint", messages=msgs, max_tokens=64, temperature=0)
     assert plain.choices[0].message.content.strip()
     assert plain.usage.completion_tokens > 0 and plain.model_extra["pearl"]["strategy"]
     pieces = [ch.choices[0].delta.content or "" for ch in
-              c.chat.completions.create(model="pearlpoint", messages=msgs, max_tokens=24, temperature=0, stream=True)
+              c.chat.completions.create(model="pearlpoint", messages=msgs, max_tokens=64, temperature=0, stream=True)
               if ch.choices]
-    assert len([p for p in pieces if p]) >= 2 and "".join(pieces).strip()
+    # text is released as it comes, minus a short hold-back the leak filter needs (about one phrase)
+    text = "".join(pieces)
+    assert text.strip()
+    if len(text) > 200:
+        assert len([p for p in pieces if p]) >= 2

@@ -75,7 +75,7 @@ class LeakGuard:
     def holdback(self) -> int:
         """Characters a stream must hold back so a fingerprint split across pieces is caught before
         any of it is released."""
-        return max(120, self.overlap)
+        return self.overlap
 
     def find(self, text: str, start: int = 0) -> int | None:
         """Offset where leaked text starts (looking at ``text[start:]`` only), or None when clean."""
