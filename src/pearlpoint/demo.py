@@ -19,7 +19,7 @@ import html
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -298,7 +298,7 @@ class Demo:
         out.mkdir(parents=True, exist_ok=True)
         prompts = load_prompts(c.prompts_file)[: c.limit] if c.limit else load_prompts(c.prompts_file)
         settings, generator, judge_model = self._models()
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         t0 = time.perf_counter()
 
         identity = c.identity(generator.name)

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 
+import openai
 import pytest
 from typer.testing import CliRunner
 
@@ -47,7 +48,7 @@ def test_audit_full_text_when_enabled_and_errors_recorded(mock_server, start_pro
     c = client_for(srv)
     c.chat.completions.create(model="pearlpoint", messages=[{"role": "user", "content": RISKY}])
     up.fail_statuses.append(500)
-    with pytest.raises(Exception):
+    with pytest.raises(openai.APIStatusError):
         c.chat.completions.create(model="pearlpoint", messages=[{"role": "user", "content": "second"}])
     srv.proxy.state.audit.flush()
     conn = sqlite3.connect(tmp_path / "full.sqlite")

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def parse_since(value: str, *, now: float | None = None) -> float:
         raise InputError(f"cannot read {value!r}: use a duration like 30m, 2h, 7d or an ISO time "
                          "like 2026-11-29T10:00", field="since") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -230,7 +230,7 @@ def query(path: str | Path, *, level: str | None = None, strategy: str | None = 
                 d[k] = json.loads(d[k])
         d["stream"] = bool(d["stream"])
         d["leak_blocked"] = bool(d["leak_blocked"])
-        d["time"] = datetime.fromtimestamp(d["ts"], tz=timezone.utc).isoformat(timespec="seconds")
+        d["time"] = datetime.fromtimestamp(d["ts"], tz=UTC).isoformat(timespec="seconds")
         out.append(d)
     return out
 
