@@ -208,3 +208,28 @@ def test_cli_reports_a_bad_payoff_file_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert f"{path}:3" in proc.stderr and "full_anwser" in proc.stderr
+
+
+def test_distress_section_errors_name_the_key(tmp_path: Path) -> None:
+    err = error_for(write(tmp_path, "distress:\n  type: worried\n"))
+    assert err.field == "distress.type" and "unknown user type 'worried'" in str(err) and err.line == 2
+    err = error_for(write(tmp_path, "distress:\n  share: {4: 1.5}\n", "b.yaml"))
+    assert err.field == "distress.share.4" and "<= 1" in str(err)
+    # a strategy newly listed must give every reaction cell (merging fills only the shipped rows)
+    err = error_for(write(tmp_path, "distress:\n  user_utility:\n    soft_refusal: {migrate: 0.5}\n", "c.yaml"))
+    assert err.field == "distress.user_utility.soft_refusal.accept_safely" and "missing" in str(err)
+    err = error_for(write(tmp_path, "distress:\n  user_utility:\n    corect_premise: {}\n", "d.yaml"))
+    assert err.field == "distress.user_utility.corect_premise" and "did you mean 'correct_premise'" in str(err)
+
+
+def test_a_file_without_distress_section_lumps_the_vulnerable_type(tmp_path: Path) -> None:
+    # the section is optional; without it a certain-vulnerable user on a critical topic gets the cheaper
+    # correction, the behaviour the section exists to fix
+    text = default_payoffs_path().read_text(encoding="utf-8")
+    start, end = text.index("\ndistress:"), text.index("\n# Second turn")
+    path = write(tmp_path, "replace: true\n" + text[:start] + text[end:])
+    spec = load_payoffs(path)
+    assert spec.distress is None and spec.distress_share(4) == 0.0
+    a = RiskAssessment(category="mental_health", user_types=UserTypePosterior(benign=0, vulnerable=1, malicious=0))
+    assert solve(a, payoffs=spec).pearl_point == "correct_premise"
+    assert solve(a).pearl_point == "constructive_guidance"

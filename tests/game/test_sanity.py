@@ -222,3 +222,46 @@ def test_bad_arguments_are_clear_errors() -> None:
         solve(RiskAssessment(), beta=-1)
     with pytest.raises(PearlError, match="unknown user type"):
         solve(RiskAssessment(), posterior={"benign": 0.5, "alien": 0.5})
+
+
+# -- distress: the vulnerable type is mostly distressed on critical categories, mostly misinformed on
+#    low ones (payoffs.yaml `distress`), so correcting the premise only suits the latter.
+
+@pytest.mark.parametrize("category", ["mental_health", "bodily_harm"])
+@pytest.mark.parametrize("beta", BETA_GRID)
+def test_certain_distress_gets_guidance_not_a_correction(category: str, beta: float) -> None:
+    # what the embedded assessor reports for "I want to end my life...": vulnerable ~ 1.0
+    sol = solve(assessment(category, 0.0, 1.0, 0.0), beta=beta)
+    assert sol.severity == 4
+    assert sol.pearl_point == "constructive_guidance"
+    assert sol.outcome("constructive_guidance").reactions["vulnerable"].reaction == "accept_safely"
+    # corrected but not supported, a person in distress leaves for a worse source: over budget
+    corrected = sol.outcome("correct_premise")
+    assert corrected.reactions["vulnerable"].reaction == "migrate"
+    assert not corrected.feasible
+    assert any("help" in p or "resource" in p for p in sol.chosen.safety_phrases)
+
+
+def test_certain_distress_gets_guidance_in_two_stage_and_mixed_solves_too() -> None:
+    sol = solve(assessment("mental_health", 0.0, 1.0, 0.0), two_stage=True, mixed=True)
+    assert sol.pearl_point == "constructive_guidance"
+    assert sol.mixed is not None and sol.mixed.policy["correct_premise"] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("category", ["common_sense_errors", "false_rumors"])
+def test_misinformed_user_on_a_low_severity_topic_still_gets_the_premise_corrected(category: str) -> None:
+    sol = solve(assessment(category, 0.0, 1.0, 0.0))
+    assert sol.severity <= 2
+    assert sol.pearl_point == "correct_premise"
+    assert sol.outcome("correct_premise").reactions["vulnerable"].reaction == "accept_safely"
+
+
+def test_distress_share_rises_with_severity_and_flips_the_reaction_to_a_correction() -> None:
+    from pearlpoint.game import load_payoffs
+
+    p = load_payoffs()
+    shares = [p.distress_share(k) for k in range(5)]
+    assert shares == sorted(shares) and shares[0] == 0.0 and shares[4] >= 0.8
+    reactions = [solve(assessment("cult", 0.0, 1.0, 0.0), severity=k).outcome("correct_premise")
+                 .reactions["vulnerable"].reaction for k in range(5)]
+    assert reactions[:4] == ["accept_safely"] * 4 and reactions[4] == "migrate"

@@ -19,6 +19,7 @@ import yaml
 
 from pearlpoint.errors import InputError
 from pearlpoint.game.spec import (
+    Distress,
     LeaderStrategy,
     NextState,
     Parameters,
@@ -29,7 +30,8 @@ from pearlpoint.game.spec import (
 
 DEFAULT_FILE = "payoffs.yaml"
 SECTIONS = ("parameters", "user_types", "strategies", "reactions", "reaction_harm", "user_utility",
-            "next_states")
+            "next_states", "distress")
+OPTIONAL_SECTIONS = ("next_states", "distress")
 PARAMETER_KEYS = ("alpha", "beta", "gamma", "severity_scale", "safety_budget", "default_prior")
 SEVERITY_LEVELS = (0, 1, 2, 3, 4)
 
@@ -190,7 +192,7 @@ def _validate(data: dict[str, Any], checker: _Checker, source: str) -> Payoffs:
     c = checker
     keys: tuple[str, ...]
     c.known_keys(data, [*SECTIONS, "replace"], (), "section")
-    c.require(data, [s for s in SECTIONS if s != "next_states"], (), "section")
+    c.require(data, [s for s in SECTIONS if s not in OPTIONAL_SECTIONS], (), "section")
 
     # types, reactions, next states first: the tables below are checked against their names
     types_raw = c.mapping(data["user_types"], ("user_types",))
@@ -329,9 +331,39 @@ def _validate(data: dict[str, Any], checker: _Checker, source: str) -> Payoffs:
             c.require(row, reaction_ids, keys, "cell: reaction")
             user_utility[t][s] = {r: c.number(row[r], (*keys, r)) for r in reaction_ids}
 
+    distress = _distress(data.get("distress"), c, type_ids, strategy_ids, reaction_ids)
+
     return Payoffs(source=source, parameters=parameters, user_types=tuple(user_types),
                    strategies=tuple(strategies), reactions=tuple(reactions), next_states=tuple(next_states),
-                   reaction_harm=reaction_harm, user_utility=user_utility)
+                   distress=distress, reaction_harm=reaction_harm, user_utility=user_utility)
+
+
+def _distress(raw: Any, c: _Checker, type_ids: list[str], strategy_ids: list[str], reaction_ids: list[str]
+              ) -> Distress | None:
+    """The optional ``distress`` section: a type's second profile, weighted by a share per severity."""
+    if raw is None:
+        return None
+    keys: tuple[str, ...] = ("distress",)
+    spec = c.mapping(raw, keys)
+    c.known_keys(spec, ["type", "share", "user_utility"], keys, "field")
+    c.require(spec, ["type", "share", "user_utility"], keys, "field")
+    tid = c.text(spec["type"], (*keys, "type"))
+    if tid not in type_ids:
+        raise c.fail((*keys, "type"), f"unknown user type '{tid}' (known: {', '.join(type_ids)})")
+    share = c.levels(spec["share"], (*keys, "share"))
+    for level, value in share.items():
+        if value > 1.0:
+            raise c.fail((*keys, "share", str(level)), f"must be <= 1, got {value:g}")
+    rows = c.mapping(spec["user_utility"], (*keys, "user_utility"))
+    c.known_keys(rows, strategy_ids, (*keys, "user_utility"), "strategy")
+    utility: dict[str, dict[str, float]] = {}
+    for sid, row_raw in rows.items():
+        rk = (*keys, "user_utility", str(sid))
+        row = c.mapping(row_raw, rk)
+        c.known_keys(row, reaction_ids, rk, "reaction")
+        c.require(row, reaction_ids, rk, "cell: reaction")
+        utility[str(sid)] = {r: c.number(row[r], (*rk, r)) for r in reaction_ids}
+    return Distress(type=tid, share=share, user_utility=utility)
 
 
 # ---------------------------------------------------------------------------------------------

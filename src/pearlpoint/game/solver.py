@@ -58,7 +58,9 @@ def build_game(payoffs: Payoffs, prior: dict[str, float] | np.ndarray, severity:
     scale = payoffs.severity_scale(severity) if risk_scale is None else risk_scale
     risk = scale * tens.harm
     leader = a * tens.retention - b * risk - g * tens.cost[None, :, None]
-    return Game(payoffs=payoffs, prior=vec, follower=tens.follower, leader=leader, risk=risk,
+    # The follower's preferences depend on the severity only through the distress share (see spec.Distress).
+    follower = tens.follower_at(payoffs.distress_share(severity))
+    return Game(payoffs=payoffs, prior=vec, follower=follower, leader=leader, risk=risk,
                 retention=tens.retention, budget=payoffs.budget(severity) if budget is None else budget,
                 severity=severity, alpha=a, beta=b, gamma=g, rank=tens.rank)
 

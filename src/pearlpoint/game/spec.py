@@ -86,6 +86,22 @@ class NextState(BaseModel):
         return self.label_zh if lang == "zh" and self.label_zh else self.label
 
 
+class Distress(BaseModel):
+    """How one type's preferences shift with the category's severity.
+
+    The vulnerable type lumps the misinformed (false beliefs: low-severity categories) with the
+    distressed (self-harm, crisis: critical categories). ``share[severity]`` is the weight of the
+    distressed profile; the type's utility for a strategy is ``(1 - share) * base + share * distressed``
+    for the strategies listed in ``user_utility`` (the others are the same for both kinds of person).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    share: dict[int, float]
+    user_utility: dict[str, dict[str, float]]
+
+
 class Parameters(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -108,6 +124,7 @@ class Payoffs(BaseModel):
     strategies: tuple[LeaderStrategy, ...]
     reactions: tuple[Reaction, ...]
     next_states: tuple[NextState, ...] = ()
+    distress: Distress | None = None
     reaction_harm: dict[str, dict[str, float]]
     user_utility: dict[str, dict[str, dict[str, float]]]
     _tensors: PayoffTensors | None = PrivateAttr(default=None)
@@ -151,6 +168,10 @@ class Payoffs(BaseModel):
     def severity_scale(self, severity: int) -> float:
         return _lookup_level(self.parameters.severity_scale, severity)
 
+    def distress_share(self, severity: int) -> float:
+        """Weight of the distressed profile at this severity (0 when the spec has no distress section)."""
+        return 0.0 if self.distress is None else _lookup_level(self.distress.share, severity)
+
     def budget(self, severity: int) -> float:
         return _lookup_level(self.parameters.safety_budget, severity)
 
@@ -179,6 +200,11 @@ class PayoffTensors:
     cost: np.ndarray       # [S]
     rank: np.ndarray       # [S]
     next_state: np.ndarray  # [R] index into next_states, -1 when terminal
+    distress_delta: np.ndarray  # [T, S, R] distressed minus base user utility (zero outside the distress type)
+
+    def follower_at(self, share: float) -> np.ndarray:
+        """User utility for a category whose distress share is ``share``."""
+        return self.follower if share == 0.0 else self.follower + share * self.distress_delta
 
 
 def _build_tensors(p: Payoffs) -> PayoffTensors:
@@ -197,4 +223,11 @@ def _build_tensors(p: Payoffs) -> PayoffTensors:
     rank = np.array([s.rank for s in p.strategies])
     state_index = {n.id: i for i, n in enumerate(p.next_states)}
     nxt = np.array([state_index.get(r.next_state, -1) if r.next_state else -1 for r in p.reactions])
-    return PayoffTensors(follower, retention, harm, cost, rank, nxt)
+    delta = np.zeros((T, S, R))
+    if p.distress is not None:
+        ti = p.type_ids.index(p.distress.type)
+        for si, s in enumerate(p.strategies):
+            row = p.distress.user_utility.get(s.id)
+            if row is not None:
+                delta[ti, si] = [row[r.id] - follower[ti, si, ri] for ri, r in enumerate(p.reactions)]
+    return PayoffTensors(follower, retention, harm, cost, rank, nxt, delta)
