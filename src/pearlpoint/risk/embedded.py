@@ -111,7 +111,12 @@ class EmbeddedAssessor:
         out: list[TextScores] = []
         for i in range(len(texts)):
             idx = np.flatnonzero(owners == i)
-            j = idx[int(np.argmax(harm_z[idx]))]
+            harm_idx = idx
+            if {m for m, _ in feats[i].views.views} & F.UNREADABLE_ENCODINGS:
+                # As in training: an encoded blob is judged by what it decodes to, not by how it looks.
+                decoded = np.array([k for k in idx if units[k].label.startswith("decoded:")])
+                harm_idx = decoded if len(decoded) else idx
+            j = harm_idx[int(np.argmax(harm_z[harm_idx]))]
             z = float(harm_z[j])
             a, b = h.calibration_for(language_of(texts[i]))
             # The distress head alone over-fires on short Chinese requests (MiniLM reads Chinese poorly);

@@ -247,6 +247,7 @@ CUES: tuple[Cue, ...] = (
     Cue("opinion", _OPINION, 2),
 )
 
+UNREADABLE_ENCODINGS = frozenset({"base64", "hex", "rot13", "reversed", "leetspeak"})
 DECODE_METHODS = ("unicode_normalised", "base64", "hex", "rot13", "reversed", "leetspeak", "char_split", "radical_split",
                   "tag_separator", "doubled_chars", "acrostic")
 

@@ -30,7 +30,7 @@ from pearlpoint.risk.recipe import Example, assign_splits, load_own, load_shared
 HARM_FEATURES = ("distress_strong", "distress_weak", "opinion", "fiction_frame", "code_wrapper", "question",
                  "imperative", "first_person", "length_log", "cjk_ratio", "multi_turn_list")
 DISTRESS_FEATURES = ("distress_strong", "distress_weak", "first_person", "question", "imperative", "cjk_ratio")
-UNREADABLE_RAW = {"base64", "hex", "rot13", "reversed", "leetspeak"}
+UNREADABLE_RAW = F.UNREADABLE_ENCODINGS
 LOOKALIKE_KINDS = {"lookalike", "borderline", "distress", "benign_wrapped", "everyday"}
 FPR_KINDS = {"lookalike", "borderline", "benign_wrapped"}  # "benign look-alikes" in the reported FPR
 NGRAMS = F.NGRAM_BUCKETS
