@@ -148,3 +148,28 @@ def test_posterior_sweep_moves_toward_caution_as_malice_grows() -> None:
     ranks = [p.rank for p in toward_mal]
     assert ranks == sorted(ranks) and toward_mal[-1].changed
     assert all(not p.changed for p in pts if p.toward == "benign")
+
+
+def test_cli_plot_makes_missing_folders(tmp_path: Path) -> None:
+    png = tmp_path / "not" / "yet" / "regions.png"
+    proc = run_pearl("solve", "--posterior", "benign=0.6,vulnerable=0.3,malicious=0.1", "--category", "cult",
+                     "--plot", str(png), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(proc.stdout)["plot"] == str(png)
+
+
+@pytest.mark.parametrize("make,name,needle", [
+    (lambda d: (d / "a_file").write_text("x"), "a_file/regions.png", "is a file, not a folder"),
+    (lambda d: None, "regions.xyz", "not supported"),
+    # mkdir itself fails (a file in the middle of the path): the OSError becomes the same one line
+    (lambda d: (d / "a_file").write_text("x"), "a_file/sub/regions.png", "cannot write the regions plot"),
+])
+def test_cli_plot_path_that_cannot_be_written_is_one_clean_line(tmp_path: Path, make, name: str,
+                                                                  needle: str) -> None:
+    make(tmp_path)
+    target = tmp_path / name
+    proc = run_pearl("solve", "--posterior", "benign=1", "--category", "cult", "--plot", str(target))
+    assert proc.returncode == 2, proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert needle in proc.stderr and str(target) in proc.stderr

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
+from pearlpoint.errors import PearlError
 from pearlpoint.game.solver import build_game, solve_pure
 from pearlpoint.game.spec import Payoffs
 from pearlpoint.game.two_stage import two_stage_game
@@ -174,7 +176,18 @@ def plot_regions(grid: RegionGrid, path: str | os.PathLike[str], *, title: str |
     ax.set_aspect("equal")
     ax.axis("off")
     fig.tight_layout()
-    out = os.fspath(path)
-    fig.savefig(out)
-    plt.close(fig)
+    out = os.fspath(Path(path).expanduser())
+    try:
+        # a report path like runs/today/regions.png: make its folder rather than fail on it
+        folder = Path(out).parent
+        if folder.exists() and not folder.is_dir():
+            raise PearlError(f"cannot write the regions plot to {out}: {folder} is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out)
+    except OSError as exc:
+        raise PearlError(f"cannot write the regions plot to {out}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # matplotlib: an extension it cannot write (.xyz)
+        raise PearlError(f"cannot write the regions plot to {out}: {exc}") from None
+    finally:
+        plt.close(fig)
     return out
