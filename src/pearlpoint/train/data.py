@@ -28,6 +28,34 @@ def _split_messages(row: dict[str, Any]) -> dict[str, Any]:
     return {"prompt": msgs[:last], "completion": [msgs[last]]}
 
 
+def _check_messages(value: Any, field: str, path: Path, line: int) -> None:
+    """A conversation is a list of {role, content} objects with text in both; say which one is wrong."""
+    if not isinstance(value, list) or not value:
+        got = "an empty list" if isinstance(value, list) else f"{type(value).__name__} {json.dumps(value)[:40]}"
+        raise InputError(f"must be a non-empty list of {{role, content}} messages, got {got}",
+                         path=path, line=line, field=field)
+    for i, m in enumerate(value):
+        if not isinstance(m, dict):
+            raise InputError(f"message {i} must be an object with role and content, got "
+                             f"{type(m).__name__} {json.dumps(m)[:40]}", path=path, line=line, field=field)
+        for key in ("role", "content"):
+            if not isinstance(m.get(key), str):
+                problem = "has no" if key not in m else f"has a non-text ({type(m[key]).__name__})"
+                raise InputError(f"message {i} {problem} '{key}'", path=path, line=line, field=field)
+
+
+def _check_field(value: Any, field: str, path: Path, line: int) -> None:
+    """prompt/completion/chosen/rejected/text: plain text, or a conversation (list of messages)."""
+    if isinstance(value, str):
+        return
+    if isinstance(value, list) and field != "text":
+        _check_messages(value, field, path, line)
+        return
+    want = "text" if field == "text" else "text or a list of {role, content} messages"
+    raise InputError(f"must be {want}, got {type(value).__name__} {json.dumps(value)[:40]}",
+                     path=path, line=line, field=field)
+
+
 def _clean_message(m: dict[str, Any]) -> dict[str, str]:
     out = {"role": str(m.get("role")), "content": str(m.get("content", ""))}
     if m.get("reasoning_content"):  # export --reasoning field: for templates that render it
@@ -61,6 +89,11 @@ def read_training_rows(path: str | Path, method: str) -> list[dict[str, Any]]:
                 raise InputError(f"{article} {method} row needs {want} (export with `pearl export --format {method}`)",
                                  path=path, line=line_no)
             row = {k: obj[k] for k in shape}
+            for key, value in row.items():
+                if key == "messages":
+                    _check_messages(value, key, path, line_no)
+                else:
+                    _check_field(value, key, path, line_no)
             if method == "sft" and "messages" in row:
                 row = _split_messages(row)
                 if not row["completion"]:
