@@ -87,7 +87,7 @@ def test_odd_inputs_never_crash(judge):
 
 
 def test_text_features_and_split():
-    head, rest = split_head("I'm sorry, but I can't help with that. However, here is some general safety advice.")
+    head, rest = split_head("I'm sorry, but I can't help with that request today. However, here is some general safety advice.")
     assert head.startswith("I'm sorry") and rest.startswith("However")
     f = dict(zip(FEATURE_NAMES, text_features("I'm sorry, but I can't help with that. However, here is what I can say."),
                  strict=True))

@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -210,7 +210,7 @@ class EvalRunner:
                 diff = [k for k in identity if previous["identity"].get(k) != identity[k]]
                 raise PearlError(f"{out} holds a run with a different {', '.join(diff)}; use another --out")
         run_file.write_text(json.dumps({"identity": identity, "config": self.config.model_dump(mode="json"),
-                                        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                        "started": datetime.now(UTC).isoformat(timespec="seconds"),
                                         "items": [it.id for it in items],
                                         "skipped_rows": [str(e) for e in suite.skipped[:50]]},
                                        indent=2, ensure_ascii=False), encoding="utf-8")
@@ -259,7 +259,7 @@ class EvalRunner:
                           "model": self.config.model, "model_name": self.config.model_name, "csa": self.config.csa,
                           "judge": self.config.judge, "items_planned": len(items), "items_done": len(rows),
                           "rows_skipped_in_data": skipped, "elapsed_s": round(elapsed_s, 1),
-                          "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                          "finished": datetime.now(UTC).isoformat(timespec="seconds")}
         if self.config.judge == "both":
             metrics["judge_agreement"] = judge_agreement(rows)
         usage = getattr(getattr(self.generator, "accounting", None), "snapshot", None)
