@@ -190,6 +190,7 @@ class Demo:
         self.cfg = cfg
         self.progress = progress or (lambda stage, done, total: None)
         self.notes: list[str] = []
+        self.response_judge: Any = None
 
     # -- models -----------------------------------------------------------------------------------
     def _models(self) -> tuple[Any, Any, Any]:
@@ -322,6 +323,7 @@ class Demo:
         if why:
             self.notes.append(f"answers scored by the Lingo judges only: {why}")
 
+        self.response_judge = response_judge  # shared with the eval arms: loaded once
         results: dict[str, PromptResult] = {k: PromptResult.model_validate(v) for k, v in done.items()}
         todo = [p for p in prompts if p.id not in results]
         self.progress("prompts", len(prompts) - len(todo), len(prompts))
@@ -394,7 +396,7 @@ class Demo:
                                         model_name=settings.model_name)
             try:
                 runner = runner_mod.EvalRunner(cfg, generator=generator, judge_model=judge_model, settings=settings,
-                                               concurrency=1)
+                                               concurrency=1, embedded_judge=self.response_judge)
                 metrics = await runner.arun(d, progress=lambda done, total, arm=arm: self.progress(f"eval {arm}", done,
                                                                                                     total))
             except PearlError as exc:
