@@ -114,6 +114,7 @@ class PromptResult(BaseModel):
     iterates: list[dict[str, Any]] = Field(default_factory=list)
     chain: dict[str, Any] | None = None
     seconds: float = 0.0
+    warnings: list[str] = Field(default_factory=list, description="what Lingo-BP had to work around")
     error: str | None = None
 
 
@@ -262,6 +263,7 @@ class Demo:
             res.intent = a.intent.value
             res.user_types = {k: round(v, 3) for k, v in a.user_types.as_dict().items()}
         res.strategy = record.pearl_point
+        res.warnings = [str(w)[:300] for w in record.warnings[:5]]
         res.explanation = _explanation(record.solution, prompt.lang)
         chosen = record.chosen
         res.chain = chosen.chain.model_dump() if chosen is not None else None
@@ -495,7 +497,7 @@ def render_report(s: DemoSummary) -> str:
         rows.append(
             f"<tr><td>{i}</td><td>{_e(r.persona)}</td><td>{_e(r.lang)}</td>"
             f"<td><span class='lvl {_e(r.level)}'>{_e(r.level or '?')}</span></td><td>{_e(r.category)}</td>"
-            f"<td>{_e(r.strategy)}</td>"
+            f"<td>{_e(r.strategy or '(no game solution)')}{' &#9888;' if r.warnings else ''}</td>"
             f"<td class=n>{_f(r.raw.constructive)}</td><td class=n>{_f(r.csa.constructive)}</td>"
             f"<td class='n {cls}'>{'–' if delta is None else f'{delta:+.2f}'}</td>"
             f"<td class=n>{_f(r.raw.safety, 1)} / {_f(r.csa.safety, 1)}</td>"
@@ -522,6 +524,7 @@ refusal {_e(r.raw.refusal)})<pre>{_e(r.raw_answer)}</pre></div>
 <div><b>CSA answer</b> (constructive {_f(r.csa.constructive)}, safety {_e(r.csa.safety_verdict)},
 refusal {_e(r.csa.refusal)})<pre>{_e(r.csa_answer)}</pre></div></div>
 {f'<p class=down>errors: {_e(r.error)} {_e(r.raw.error)} {_e(r.csa.error)}</p>' if (r.error or r.raw.error or r.csa.error) else ''}
+{''.join(f'<p class=small>warning: {_e(w)}</p>' for w in r.warnings)}
 <p class=small>{r.seconds:.1f} s</p></details>""")
     orpo = s.orpo
     orpo_html = (f"<p>Skipped: {_e(orpo['skipped'])}</p>" if "skipped" in orpo else
