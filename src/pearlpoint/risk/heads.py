@@ -70,8 +70,8 @@ class MLPHead:
         Z = ((X[:, self.columns] - self.mean) / self.scale).astype(np.float32)
         out = np.zeros(len(Z), dtype=np.float32)
         for k in range(self.W1.shape[0]):
-            hidden = np.maximum(Z @ self.W1[k].astype(np.float32) + self.b1[k], 0.0)
-            out += hidden @ self.W2[k].astype(np.float32) + self.b2[k]
+            hidden = np.maximum(Z @ self.W1[k] + self.b1[k], 0.0)
+            out += hidden @ self.W2[k] + self.b2[k]
         return (out / self.W1.shape[0])[:, None]
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -82,7 +82,9 @@ class MLPHead:
 
     @classmethod
     def from_arrays(cls, arrays: Any, prefix: str) -> MLPHead:
-        return cls(*(np.asarray(arrays[f"{prefix}.{k}"]) for k in ("columns", "mean", "scale", "W1", "b1", "W2", "b2")))
+        """Stored as float16 (half the file), computed in float32 (converted once, at load)."""
+        return cls(*(np.asarray(arrays[f"{prefix}.{k}"], dtype=np.int64 if k == "columns" else np.float32)
+                     for k in ("columns", "mean", "scale", "W1", "b1", "W2", "b2")))
 
 
 def _head_from(arrays: Any, prefix: str) -> LinearHead | MLPHead:
