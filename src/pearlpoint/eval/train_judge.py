@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="refusal head: one-hidden-layer MLP (default) or logistic regression")
     ap.add_argument("--test-share", type=float, default=0.2)
     ap.add_argument("--cache-dir", default=".pearl-cache/judge", help="embedding cache ('' to disable)")
+    ap.add_argument("--no-seed", action="store_true", help="leave out the project's own composed examples")
     ap.add_argument("--no-splice", action="store_true",
                     help="leave out partial refusals spliced from human-labelled refusals + answers")
     ap.add_argument("--no-refit", action="store_true", help="ship the train-split model instead of refitting on all")
@@ -168,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     examples = load_do_not_answer(Path(args.data_dir) / "do_not_answer.jsonl")
     human = list(examples)
-    examples += compose_seed_examples(args.seed)
+    if not args.no_seed:
+        examples += compose_seed_examples(args.seed)
     if not args.no_splice:
         examples += compose_dna_partials(human, args.seed)
     for extra in args.extra:
