@@ -8,6 +8,7 @@ Backends stay small and only know how to talk to their engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import weakref
 from collections.abc import AsyncIterator
@@ -125,7 +126,10 @@ class ManagedModel:
                             pieces.append(piece)
                             yield piece
                     finally:
-                        await agen.aclose()
+                        # A caller cancelled mid-stream leaves the backend generator still
+                        # unwinding inside wait_for; closing it then raises RuntimeError.
+                        with contextlib.suppress(RuntimeError):
+                            await agen.aclose()
                 break
             except TimeoutError as exc:
                 last = TransientModelError(f"{self.name}: stream stalled for {self.timeout_s:g} s")
