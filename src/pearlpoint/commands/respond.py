@@ -48,22 +48,24 @@ def _fmt(x: float | None) -> str:
 
 def print_record(record: Any, console: Any, beta: float) -> None:
     """Readable rendering: assessment, Pearl Point, every step's scores, the chosen chain and answer."""
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
+    from rich.text import Text
 
     a = record.assessment
     if a is not None:
         types = ", ".join(f"{k} {v:.0%}" for k, v in a.user_types.as_dict().items())
         console.print(Panel.fit(
-            f"category [bold]{a.category}[/]  level [bold]{a.level.value}[/]  intent {a.intent.value}  "
-            f"severity {a.severity}\nlikely asker: {types}  (assessor: {a.assessor}, confidence {a.confidence:.2f})",
+            f"category [bold]{escape(str(a.category))}[/]  level [bold]{a.level.value}[/]  intent {a.intent.value}  "
+            f"severity {a.severity}\nlikely asker: {escape(types)}  (assessor: {escape(str(a.assessor))}, confidence {a.confidence:.2f})",
             title="Risk assessment"))
     sol = record.solution or {}
     if sol:
         chosen = sol.get("chosen") or {}
         label = chosen.get("label") or sol.get("pearl_point")
-        console.print(Panel.fit(f"[bold green]{label}[/] ({sol.get('pearl_point')})"
-                                + (f"\n{chosen.get('description')}" if chosen.get("description") else ""),
+        console.print(Panel.fit(f"[bold green]{escape(str(label))}[/] ({escape(str(sol.get('pearl_point')))})"
+                                + (f"\n{escape(str(chosen.get('description')))}" if chosen.get("description") else ""),
                                 title="Pearl Point"))
     table = Table(title=f"Lingo-BP steps (beta = {beta:g})")
     for col in ("step", "mode", "satisfaction", "safety", "constructive", "calls", "note"):
@@ -76,21 +78,21 @@ def print_record(record: Any, console: Any, beta: float) -> None:
         calls = int(it.usage.get("calls", 0)) + int(it.usage.get("cache_hits", 0))
         mark = " *" if i == record.chosen_index else ""
         style = "red" if it.failed else ("dim" if it.skipped else None)
-        table.add_row(f"{it.step}{mark}", it.mode, _fmt(it.satisfaction), _fmt(it.safety),
-                      _fmt(it.constructive(beta)), str(calls), note[:80], style=style)
+        table.add_row(f"{it.step}{mark}", Text(str(it.mode)), _fmt(it.satisfaction), _fmt(it.safety),
+                      _fmt(it.constructive(beta)), str(calls), Text(note[:80]), style=style)
     console.print(table)
     chosen = record.chosen
     if chosen is not None:
-        console.print(Panel(chosen.chain.as_text(record.lang) or "(empty chain)", title="Chosen safety chain"))
+        console.print(Panel(Text(chosen.chain.as_text(record.lang) or "(empty chain)"), title="Chosen safety chain"))
     usage = record.usage
     console.print(f"[dim]calls {usage.get('calls', 0)} (+{usage.get('cache_hits', 0)} cached), tokens "
                   f"{usage.get('prompt_tokens', 0)} in / {usage.get('completion_tokens', 0)} out, "
                   f"{record.elapsed_s:.1f} s[/]")
     for w in record.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(Text.assemble(("warning:", "yellow"), " ", str(w)))
     if record.error:
-        console.print(f"[red]error:[/] {record.error}")
-    console.print(Panel(record.answer or "(no answer)", title="Answer", border_style="green"))
+        console.print(Text.assemble(("error:", "red"), " ", str(record.error)))
+    console.print(Panel(Text(record.answer or "(no answer)"), title="Answer", border_style="green"))
 
 
 def register(app: typer.Typer) -> None:
