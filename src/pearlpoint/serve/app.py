@@ -343,10 +343,18 @@ def create_app(proxy: Proxy) -> Any:
 
     app.add_middleware(_ObserveMiddleware, metrics=metrics)
 
-    def authenticate(request: Request, state: ServeState) -> Any:
-        client = state.keyring.identify(_bearer(request.headers))
+    async def authenticate(request: Request, state: ServeState) -> Any:
+        ip = request.client.host if request.client else "unknown"
+        wait = state.keyring.failure_wait(ip)
+        if wait > 0:
+            metrics.auth_failures.inc()
+            metrics.rate_limited.inc()
+            raise ApiError(429, f"too many failed authentications from this address; retry in {wait:.1f} s",
+                           code="rate_limit_exceeded", headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+        client = await state.keyring.aidentify(_bearer(request.headers))
         if client is None:
             metrics.auth_failures.inc()
+            state.keyring.note_failure(ip)
             raise ApiError(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
                            code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
         return client
@@ -364,7 +372,7 @@ def create_app(proxy: Proxy) -> Any:
     @app.get("/v1/models")
     async def models(request: Request) -> Any:
         st = proxy.state
-        authenticate(request, st)
+        await authenticate(request, st)
         return {"object": "list", "data": [{"id": m, "object": "model", "created": int(proxy.started),
                                             "owned_by": "pearlpoint"} for m in st.cfg.models]}
 
@@ -375,7 +383,7 @@ def create_app(proxy: Proxy) -> Any:
             if not _is_loopback(request.client.host if request.client else None):
                 raise ApiError(403, "reload without keys is allowed from loopback only", code="forbidden")
         else:
-            client = authenticate(request, st)
+            client = await authenticate(request, st)
             if not client.admin:
                 raise ApiError(403, f"key '{client.name}' is not an admin key", code="forbidden")
         try:
@@ -389,7 +397,7 @@ def create_app(proxy: Proxy) -> Any:
         st = proxy.state
         t0 = time.perf_counter()
         rid = uuid.uuid4().hex[:16]
-        client = authenticate(request, st)
+        client = await authenticate(request, st)
         wait = st.keyring.take(client)
         if wait > 0:
             metrics.rate_limited.inc()

@@ -3,15 +3,22 @@
 Keys are never stored in clear text: the config holds ``sha256:<hex>`` (fast, fine for long random
 keys) or ``pbkdf2_sha256$<iter>$<salt>$<hex>`` (slow, for keys a person chose). A verified key is
 remembered by its sha256 so pbkdf2 is paid once per key per process, not once per request.
+
+An unknown key is the expensive case (it is checked against every pbkdf2 hash), so
+:meth:`KeyRing.aidentify` does that check in a worker thread (the event loop keeps serving), remembers
+recently rejected keys in a bounded LRU (a repeated bad key costs one dict lookup), and
+:meth:`KeyRing.take_failure` rate-limits failed authentications per client IP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from pearlpoint.serve.config import AuthConfig, ClientKey
@@ -56,7 +63,10 @@ class KeyRing:
         self.cfg = cfg
         self._verified: dict[str, ClientKey] = {}   # sha256(key) -> client, after one full check
         self._buckets: dict[str, _Bucket] = {}
+        self._rejected: OrderedDict[str, None] = OrderedDict()  # sha256(key) of recent wrong keys (LRU)
+        self._ip_failures: OrderedDict[str, _Bucket] = OrderedDict()  # client IP -> failed-auth bucket
         self._lock = threading.Lock()
+        self._slow = any(not k.hash.startswith("sha256:") for k in cfg.keys)
 
     @property
     def open(self) -> bool:
@@ -64,20 +74,75 @@ class KeyRing:
         return not self.cfg.keys and self.cfg.allow_anonymous
 
     def identify(self, key: str | None) -> ClientKey | None:
+        """Synchronous lookup (may run pbkdf2 in the calling thread: not for the event loop)."""
+        done, client, fast = self._lookup_cached(key)
+        return client if done else self._verify_slow(key or "", fast)
+
+    async def aidentify(self, key: str | None) -> ClientKey | None:
+        """Like :meth:`identify`, but a full check against pbkdf2 hashes runs in a worker thread."""
+        done, client, fast = self._lookup_cached(key)
+        if done:
+            return client
+        if not self._slow:  # sha256 only: microseconds, no thread hop needed
+            return self._verify_slow(key or "", fast)
+        return await asyncio.to_thread(self._verify_slow, key or "", fast)
+
+    def _lookup_cached(self, key: str | None) -> tuple[bool, ClientKey | None, str]:
+        """(decided, client, sha256 of the key): decided when the answer needs no hashing of stored keys."""
         if self.open:
-            return ClientKey(name="anonymous", hash="sha256:" + "0" * 64)
+            return True, ClientKey(name="anonymous", hash="sha256:" + "0" * 64), ""
         if not key:
-            return None
+            return True, None, ""
         fast = hashlib.sha256(key.encode()).hexdigest()
         hit = self._verified.get(fast)
         if hit is not None:
-            return hit
+            return True, hit, fast
+        with self._lock:
+            if fast in self._rejected:
+                self._rejected.move_to_end(fast)
+                return True, None, fast
+        return False, None, fast
+
+    def _verify_slow(self, key: str, fast: str) -> ClientKey | None:
         for client in self.cfg.keys:
             if verify_key(key, client.hash):
                 with self._lock:
                     self._verified[fast] = client
                 return client
+        size = self.cfg.rejected_cache_size
+        if size > 0:
+            with self._lock:
+                self._rejected[fast] = None
+                self._rejected.move_to_end(fast)
+                while len(self._rejected) > size:
+                    self._rejected.popitem(last=False)
         return None
+
+    def failure_wait(self, ip: str, now: float | None = None) -> float:
+        """Seconds this IP must wait before another key is checked (0 when it still has failures left)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            b = self._ip_failures.get(ip)
+            if b is None:
+                return 0.0
+            rate = self.cfg.failed_auth_per_minute / 60.0
+            tokens = min(float(self.cfg.failed_auth_burst), b.tokens + (now - b.updated) * rate)
+            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
+
+    def note_failure(self, ip: str, now: float | None = None) -> None:
+        """Spend one failed authentication from this IP's allowance."""
+        now = time.monotonic() if now is None else now
+        rate = self.cfg.failed_auth_per_minute / 60.0
+        cap = float(self.cfg.failed_auth_burst)
+        with self._lock:
+            b = self._ip_failures.get(ip)
+            if b is None:
+                b = self._ip_failures[ip] = _Bucket(tokens=cap, updated=now)
+            b.tokens = max(0.0, min(cap, b.tokens + (now - b.updated) * rate) - 1.0)
+            b.updated = now
+            self._ip_failures.move_to_end(ip)
+            while len(self._ip_failures) > 65_536:  # bounded: an address flood cannot grow memory
+                self._ip_failures.popitem(last=False)
 
     def take(self, client: ClientKey, now: float | None = None) -> float:
         """Spend one request. Returns 0 when allowed, else the seconds to wait before retrying."""
@@ -103,3 +168,5 @@ class KeyRing:
             for name, bucket in old._buckets.items():
                 if name in names:
                     self._buckets[name] = _Bucket(bucket.tokens, bucket.updated)
+            for ip, bucket in old._ip_failures.items():
+                self._ip_failures[ip] = _Bucket(bucket.tokens, bucket.updated)

@@ -64,6 +64,11 @@ class AuthConfig(BaseModel):
     default_rpm: float = Field(600.0, gt=0)
     burst: int = Field(60, ge=1, description="requests a key may send at once before the rate applies")
     allow_anonymous: bool = Field(False, description="serve without a key when no keys are configured")
+    failed_auth_per_minute: float = Field(
+        30.0, gt=0, description="wrong or missing keys one client IP may send per minute before it gets 429")
+    failed_auth_burst: int = Field(10, ge=1, description="wrong keys one IP may send at once before that rate applies")
+    rejected_cache_size: int = Field(
+        4096, ge=0, description="recently rejected keys remembered (by sha256) so a repeated bad key costs no pbkdf2")
 
 
 class LimitsConfig(BaseModel):
