@@ -20,12 +20,44 @@ from pearlpoint.commands.common import (
 )
 from pearlpoint.errors import InputError, PearlError
 
+MAX_REPORTED = 20  # bad rows named one by one; the rest are counted
+
+
+def _count_lines(path: object) -> int | None:
+    """Progress total for line-based local files (one cheap pass); None when unknown."""
+    p = Path(str(path))
+    if p.suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".tsv") or not p.is_file():
+        return None
+    try:
+        with open(p, "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return None
+
+
+def _done_lines(out: Path) -> set[int]:
+    """Input lines already in --out (every row we write carries ``_line``), so a rerun skips them."""
+    from pearlpoint.io import read_jsonl_tolerant
+
+    if not out.exists() or out.stat().st_size == 0:
+        return set()
+    done: set[int] = set()
+    seen_rows = 0
+    for r in read_jsonl_tolerant(out):
+        seen_rows += 1
+        if isinstance(r.get("_line"), int):
+            done.add(r["_line"])
+    if seen_rows and not done:
+        raise PearlError(f"{out} already holds {seen_rows} rows without '_line' (not written by a resumable run); "
+                         "it is left untouched: choose another --out or move it away")
+    return done
+
 
 def register(app: typer.Typer) -> None:
     @app.command("classify-response")
     def classify_response(
         input: Path = typer.Option(..., "--input", "-i", help="JSONL/JSON/CSV/Parquet file (or URL) of responses."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output JSONL: every input row plus the labels."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output JSONL: every input row plus the labels (appended; a rerun resumes)."),
         prompt_field: str = typer.Option("prompt", "--prompt-field", help="Column holding the user prompt."),
         response_field: str = typer.Option("completion", "--response-field", help="Column holding the reply."),
         judge: str = typer.Option("embedded", "--judge", help="embedded (no LLM, fast) | llm."),
@@ -36,73 +68,120 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Add `refusal`, `action`, `action_name` and `harmful_probability` to every row.
 
-        Rows with a missing prompt or response are still written, with `classify_error` saying why;
-        empty or huge replies are classified like any other.
+        The input is streamed and labelled in batches; every output row carries `_line` (its input
+        line) and is appended at once, so a rerun (after a crash, Ctrl-C or a budget stop) skips the
+        rows already in --out and never repeats a paid `--judge llm` call. Rows with a missing prompt
+        or response, or that cannot be parsed, are still written, with `classify_error` saying why,
+        and are named as file:line at the end; empty or huge replies are classified like any other.
         """
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from pearlpoint.io import AppendWriter, iter_rows
 
         if judge not in ("embedded", "llm"):
             raise PearlError(f"--judge must be 'embedded' or 'llm', not '{judge}'")
-        if out.resolve() == Path(str(input)).resolve():
+        source = str(input)
+        if out.resolve() == Path(source).resolve():
             raise PearlError("--out must differ from --input (the input is never overwritten)")
-        rows, problems = [], 0
-        for row in iter_rows(str(input)):
-            if row.data is None:
-                problems += 1
-                rows.append(({"_line": row.line}, str(row.error)))
-                continue
-            missing = [f for f in (prompt_field, response_field) if f not in row.data]
-            if missing and not rows and not any(isinstance(r[1], str) for r in rows):
-                raise InputError(f"missing (rows need '{prompt_field}' and '{response_field}'; "
-                                 f"this row has: {', '.join(list(row.data)[:12])})",
-                                 path=str(input), line=row.line, field=missing[0])
-            err = f"missing field '{missing[0]}'" if missing else None
-            problems += bool(err)
-            rows.append((row.data, err))
-        if not rows:
-            raise InputError("the file has no rows", path=str(input))
+        done = _done_lines(out)
         console = Console(stderr=True)
-        if judge == "embedded":
-            from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge
+        clf = None
 
-            clf = EmbeddedResponseJudge()
-        else:
-            from pearlpoint.eval.judge_llm import LLMResponseJudge
-            from pearlpoint.llm import get_model
+        def classifier():
+            nonlocal clf
+            if clf is None:  # loaded on first need: a finished rerun costs no model load
+                if judge == "embedded":
+                    from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge
 
-            settings = settings_from_flags(config, model=model, model_name=model_name, base_url=base_url,
-                                           api_key=api_key, judge_model=judge_model,
-                                           judge_model_name=judge_model_name, judge_base_url=judge_base_url)
-            clf = LLMResponseJudge(get_model(None, settings=settings, role="judge"))
-        if out.exists():
-            out.unlink()
+                    clf = EmbeddedResponseJudge()
+                else:
+                    from pearlpoint.eval.judge_llm import LLMResponseJudge
+                    from pearlpoint.llm import get_model
+
+                    settings = settings_from_flags(config, model=model, model_name=model_name, base_url=base_url,
+                                                   api_key=api_key, judge_model=judge_model,
+                                                   judge_model_name=judge_model_name, judge_base_url=judge_base_url)
+                    clf = LLMResponseJudge(get_model(None, settings=settings, role="judge"))
+            return clf
+
         counts: dict[str, int] = {}
+        bad: list[tuple[int, str]] = []
+        n_rows = n_written = n_skipped = 0
+        chunk: list[tuple[int, dict, str | None]] = []  # (line, data, why not classified)
+
+        def flush(writer: AppendWriter) -> None:
+            nonlocal n_written
+            good = [data for _, data, err in chunk if err is None]
+            labels: list[dict] = []
+            if good:
+                prompts = [d.get(prompt_field) for d in good]
+                responses = [d.get(response_field) for d in good]
+                if judge == "embedded":
+                    labels = [v.as_fields() for v in classifier().classify(prompts, responses, batch_size=batch_size)]
+                else:
+                    labels = classifier().label_many(prompts, responses)
+            it = iter(labels)
+            for line, data, err in chunk:
+                row = dict(data)
+                if err is None:
+                    row.update(next(it))
+                    if "judge_error" in row:
+                        bad.append((line, f"judge: {row['judge_error']}"))
+                    else:
+                        key = str(row.get("refusal", "?"))
+                        counts[key] = counts.get(key, 0) + 1
+                else:
+                    row["classify_error"] = err
+                    bad.append((line, err))
+                row["_line"] = line
+                writer.write(row)
+                n_written += 1
+            progress.advance(task, len(chunk))
+            chunk.clear()
+
         with AppendWriter(out, fsync=False) as writer, Progress(
                 TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 console=console) as progress:
-            task = progress.add_task("classify", total=len(rows))
-            for start in range(0, len(rows), batch_size):
-                chunk = rows[start:start + batch_size]
-                good = [(d, e) for d, e in chunk if e is None]
-                prompts = [d.get(prompt_field) for d, _ in good]
-                responses = [d.get(response_field) for d, _ in good]
-                if judge == "embedded":
-                    labels = [v.as_fields() for v in clf.classify(prompts, responses, batch_size=batch_size)]
+            task = progress.add_task("classify", total=_count_lines(source))
+            for row in iter_rows(source):
+                n_rows += 1
+                if row.data is not None and n_rows == 1:
+                    missing = [f for f in (prompt_field, response_field) if f not in row.data]
+                    if missing:  # the first row has the wrong shape: almost surely wrong field names
+                        raise InputError(f"missing (rows need '{prompt_field}' and '{response_field}'; "
+                                         f"this row has: {', '.join(list(row.data)[:12])})",
+                                         path=source, line=row.line, field=missing[0])
+                if row.line in done:
+                    n_skipped += 1
+                    progress.advance(task)
+                    continue
+                if row.data is None:
+                    err = getattr(row.error, "reason", None) or str(row.error)
+                    if getattr(row.error, "field", None):
+                        err += f" (field '{row.error.field}')"
+                    chunk.append((row.line, {}, err))
                 else:
-                    labels = clf.label_many(prompts, responses)
-                it = iter(labels)
-                for data, err in chunk:
-                    row = dict(data)
-                    if err is None:
-                        row.update(next(it))
-                        counts[row.get("refusal", "?")] = counts.get(row.get("refusal", "?"), 0) + 1
-                    else:
-                        row["classify_error"] = err
-                    writer.write(row)
-                progress.advance(task, len(chunk))
-        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        console.print(f"wrote {len(rows)} rows to {out} ({summary}" + (f"; {problems} rows not classified" if problems
-                                                                         else "") + ")")
+                    missing = [f for f in (prompt_field, response_field) if f not in row.data]
+                    chunk.append((row.line, row.data, f"missing field '{missing[0]}'" if missing else None))
+                if len(chunk) >= batch_size:
+                    flush(writer)
+            if chunk:
+                flush(writer)
+            progress.update(task, total=progress.tasks[0].completed)
+        if n_rows == 0:
+            raise InputError("the file has no rows", path=source)
+        for line, why in bad[:MAX_REPORTED]:
+            console.print(f"[yellow]{escape(source)}:{line}: {escape(why)} (not classified)[/]")
+        if len(bad) > MAX_REPORTED:
+            console.print(f"[yellow]... and {len(bad) - MAX_REPORTED} more (see 'classify_error' / 'judge_error' "
+                          f"in {escape(str(out))})[/]")
+        parts = [f"wrote {n_written} rows to {escape(str(out))}"]
+        if counts:
+            parts.append(", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        if bad:
+            parts.append(f"{len(bad)} not classified")
+        if n_skipped:
+            parts.append(f"{n_skipped} already there (resumed)")
+        console.print("; ".join(parts))
