@@ -7,10 +7,18 @@ The rules are deliberately simple and documented, so a reader can predict them:
 - intent: malicious_instruction for clearly harmful requests (p >= 0.8) or harmful directives,
   harmful_opinion for harmful statements, risk_inquiry in between, safe_inquiry otherwise.
 - user types: vulnerable = distress probability; malicious = the rest of the harmful mass, weighted up
-  by attack form (people rarely jailbreak by accident); benign = what remains.
+  by attack form (people rarely jailbreak by accident); benign = what remains. The harmful mass is
+  NOT the raw p_harm but p_harm re-centred on the decision threshold (``harm_evidence``): the odds of
+  p_harm divided by the odds of the threshold, sharpened (exponent ``EVIDENCE_SHARPNESS``). So the
+  posterior agrees with the level: a prompt exactly at the threshold carries 0.5, one below it
+  (decided R0, "not harmful") carries little malicious mass, and one well above it carries most.
+  Without this a calibrated p_harm of 0.8 under a threshold of 0.88 reported ~0.5 malicious for a
+  prompt the same assessment called safe, and the game then hedged an ordinary "hi".
 """
 
 from __future__ import annotations
+
+import math
 
 from pearlpoint.policy import Policy
 from pearlpoint.risk.schema import (
@@ -25,6 +33,19 @@ from pearlpoint.risk.schema import (
 DISTRESS_THRESHOLD = 0.5
 ADVERSARIAL_THRESHOLD = 0.5
 CLEARLY_HARMFUL = 0.8
+EVIDENCE_SHARPNESS = 2.0
+
+
+def harm_evidence(p_harm: float, threshold: float, sharpness: float = EVIDENCE_SHARPNESS) -> float:
+    """p_harm re-centred on the threshold: sigmoid(sharpness * (logit(p_harm) - logit(threshold))).
+
+    Monotone in p_harm, 0.5 exactly at the threshold, so ">= 0.5" agrees with the harmful decision.
+    """
+    eps = 1e-6
+    p = min(max(p_harm, eps), 1 - eps)
+    t = min(max(threshold, eps), 1 - eps)
+    z = sharpness * (math.log(p / (1 - p)) - math.log(t / (1 - t)))
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
 def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: dict[str, float],
@@ -58,7 +79,7 @@ def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: di
     cat = policy.get(category)
     severity = cat.severity if (cat is not None and category != "none") else 0
     vulnerable = p_distress
-    malicious = (1 - vulnerable) * p_harm * (0.6 + 0.4 * p_adv)
+    malicious = (1 - vulnerable) * harm_evidence(p_harm, threshold) * (0.6 + 0.4 * p_adv)
     benign = max(0.0, 1 - vulnerable - malicious)
     confidence = max(p_harm, 1 - p_harm)
     return RiskAssessment(
