@@ -34,7 +34,7 @@ from pearlpoint.llm import GenerationParams, Message, get_model
 from pearlpoint.serve.audit import AuditEntry, AuditLog, conversation_hash
 from pearlpoint.serve.auth import KeyRing
 from pearlpoint.serve.config import ServeConfig, load_config
-from pearlpoint.serve.csa import CSAEngine, Decision
+from pearlpoint.serve.csa import CSAEngine, Decision, EngineClosed
 from pearlpoint.serve.leak import LeakGuard, StreamLeakFilter
 from pearlpoint.serve.metrics import ServeMetrics
 from pearlpoint.serve.schemas import (
@@ -69,6 +69,42 @@ class ServeState:
     audit: AuditLog | None
     version: int = 1
     secrets: list[str] = field(default_factory=list)
+    # in-flight requests holding this state; a replaced state closes what it alone owns at zero
+    _users: int = 0
+    _on_drained: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            run = self._on_drained if self._users <= 0 else None
+            if run is not None:
+                self._on_drained = None
+        if run is not None:
+            run()
+
+    def retire(self, close: Any, grace_s: float) -> None:
+        """Run ``close`` once the last request using this state is done, or after ``grace_s`` at most
+        (a request stuck that long gets a clean 503 from a closed engine instead of hanging)."""
+        done = threading.Event()
+
+        def once() -> None:
+            if not done.is_set():
+                done.set()
+                close()
+
+        with self._lock:
+            if self._users > 0:
+                self._on_drained = once
+                timer = threading.Timer(grace_s, once)
+                timer.daemon = True
+                timer.start()
+                return
+        once()
 
 
 def build_upstream(cfg: ServeConfig) -> Any:
@@ -140,10 +176,16 @@ class Proxy:
                 log.error("config reload failed, keeping version %d: %s", old.version, exc)
                 raise
             self.state = new
-            if audit is not old.audit and old.audit is not None:
-                old.audit.close()
-            if engine is not old.engine and old.engine is not self._borrowed_engine:
-                old.engine.close()
+            old_audit = old.audit if audit is not old.audit else None
+            old_engine = old.engine if engine is not old.engine and old.engine is not self._borrowed_engine else None
+
+            def close_old() -> None:
+                if old_engine is not None:
+                    old_engine.close()
+                if old_audit is not None:
+                    old_audit.close()
+            # requests started on the old state still decide and audit with it: drain, then close
+            old.retire(close_old, grace_s=cfg.drain_grace_s)
             self.metrics.reloads.inc(result="ok")
             log.info("config reloaded from %s (version %d)", cfg.source, new.version)
             return {"status": "reloaded", "version": new.version, "source": cfg.source,
@@ -395,6 +437,21 @@ def create_app(proxy: Proxy) -> Any:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
         st = proxy.state
+        st.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                st.release()
+        try:
+            return await _chat(request, st, release)
+        except BaseException:
+            release()
+            raise
+
+    async def _chat(request: Request, st: ServeState, release: Any) -> Any:
         t0 = time.perf_counter()
         rid = uuid.uuid4().hex[:16]
         client = await authenticate(request, st)
@@ -421,6 +478,9 @@ def create_app(proxy: Proxy) -> Any:
             try:
                 decision = await st.engine.decide(
                     [Message(role=m.plain_role, content=m.text()) for m in req.messages])  # type: ignore[arg-type]
+            except EngineClosed:
+                raise ApiError(503, "the server is reloading its configuration; retry the request",
+                               code="service_unavailable", headers={"Retry-After": "1"}) from None
             except Exception as exc:
                 log.exception("CSA decision failed")
                 raise ApiError(500, f"risk assessment failed: {type(exc).__name__}", code="csa_failed") from None
@@ -440,7 +500,7 @@ def create_app(proxy: Proxy) -> Any:
                 headers.update(_pearl_headers(pearl))
             if req.stream:
                 response = await _stream_response(proxy, st, req, decision, pearl, guard, upstream_msgs, params,
-                                                  refine, headers, audit, t0)
+                                                  refine, headers, audit, t0, release)
                 handed_to_stream = True  # the stream body now owns metrics and audit
                 return response
             text, finish, usage = await _complete(proxy, st, req, decision, pearl, upstream_msgs, params, refine, audit)
@@ -467,6 +527,7 @@ def create_app(proxy: Proxy) -> Any:
                 audit.latency_ms = (time.perf_counter() - t0) * 1000
                 if st.audit is not None and audit.level is not None:
                     st.audit.record(audit)
+                release()
 
     return app
 
@@ -556,7 +617,7 @@ def _sse(obj: Any) -> bytes:
 
 async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decision: Decision, pearl: dict,
                            guard: LeakGuard, msgs: list, params: Any, refine: bool, headers: dict,
-                           audit: AuditEntry, t0: float) -> Any:
+                           audit: AuditEntry, t0: float, release: Any = None) -> Any:
     """Start the upstream stream BEFORE answering, so a dead upstream is still a clean 502/504."""
     metrics = proxy.metrics
     u = st.cfg.upstream
@@ -607,6 +668,8 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
             metrics.inflight.dec()
             if st.audit is not None:
                 st.audit.record(audit)
+            if release is not None:
+                release()
 
         def emit(text: str) -> bytes | None:
             if not text:

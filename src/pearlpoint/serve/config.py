@@ -118,6 +118,9 @@ class ServeConfig(BaseModel):
     refine: RefineConfig = Field(default_factory=RefineConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     expose_pearl: bool = Field(True, description="add the 'pearl' object and x-pearl-* headers")
+    drain_grace_s: float = Field(
+        120.0, gt=0, description="after a reload, the old engine/audit log close when their last request ends, "
+                                 "or after this many seconds at most")
     source: str | None = Field(None, exclude=True, description="file this config came from")
 
     @field_validator("models")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pearlpoint.errors import ConfigError
+from pearlpoint.errors import ConfigError, PearlError
 from pearlpoint.serve.config import ServeConfig
 
 _REFUSAL = re.compile(
@@ -28,6 +28,10 @@ _REFUSAL = re.compile(
 
 # Replies after which a renewed risky request counts as pressing on (not a fresh question).
 FORTHCOMING_STRATEGIES = {"full_answer", "safe_framing"}
+
+
+class EngineClosed(PearlError):
+    """The engine was shut down (a reload replaced it); the request should be answered 503, not hang."""
 
 
 def looks_like_refusal(text: str) -> bool:
@@ -214,6 +218,8 @@ class CSAEngine:
         self._queue: queue.Queue[tuple[_Pending, asyncio.Future, asyncio.AbstractEventLoop] | None] = queue.Queue()
         self._workers = [threading.Thread(target=self._work, name=f"pearl-csa-{i}", daemon=True)
                          for i in range(cfg.csa.assess_workers)]
+        self._closed = False
+        self._close_lock = threading.Lock()
         for w in self._workers:
             w.start()
         self._cache = _LRU(4096)
@@ -226,14 +232,28 @@ class CSAEngine:
 
         self.decide_sync([Message(role="user", content="Hello! What is the capital of France?")])
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        for _ in self._workers:
-            self._queue.put(None)
+        """Stop the workers once the requests already queued are decided; later ``decide`` calls raise
+        :class:`EngineClosed` at once (queued under the same lock, so none can slip in behind the stop)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            for _ in self._workers:
+                self._queue.put(None)
 
     async def decide(self, messages: list[Any]) -> Decision:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Decision] = loop.create_future()
-        self._queue.put((self._prepare(messages), fut, loop))
+        pending = self._prepare(messages)
+        with self._close_lock:
+            if self._closed:
+                raise EngineClosed("the CSA engine was shut down (config reload); retry the request")
+            self._queue.put((pending, fut, loop))
         return await fut
 
     def decide_sync(self, messages: list[Any]) -> Decision:
