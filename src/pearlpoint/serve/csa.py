@@ -430,7 +430,24 @@ def _build_assessor(cfg: ServeConfig) -> Any:
         from pearlpoint.risk import get_assessor
     except ImportError as exc:
         raise ConfigError(f"the risk assessor is not available ({exc}); pearlpoint.risk is required to serve") from exc
-    return get_assessor(cfg.csa.assessor)
+    return get_assessor(cfg.csa.assessor, assessor_settings(cfg))
+
+
+def assessor_settings(cfg: ServeConfig) -> Any:
+    """Settings for the risk assessor: the proxy's policy file, and for the llm/cascade assessors the
+    proxy's own judge (``refine.judge_*`` when set, else the upstream) instead of the global defaults."""
+    from pearlpoint.config import get_settings
+
+    u, r = cfg.upstream, cfg.refine
+    judge = r.judge_model is not None
+    return get_settings(
+        assessor=cfg.csa.assessor, policy_file=cfg.csa.policy_file, payoffs_file=cfg.csa.payoffs_file,
+        model=u.model, model_name=u.model_name, base_url=u.base_url, api_key=u.api_key,
+        judge_model=r.judge_model if judge else u.model,
+        judge_model_name=r.judge_model_name if judge else u.model_name,
+        judge_base_url=r.judge_base_url if judge else u.base_url,
+        judge_api_key=r.judge_api_key if judge else u.api_key,
+        timeout_s=u.timeout_s, max_retries=u.max_retries, cache=False)
 
 
 def _load_payoffs(path: str | None) -> Any:
