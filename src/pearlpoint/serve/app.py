@@ -477,7 +477,8 @@ def create_app(proxy: Proxy) -> Any:
             t = time.perf_counter()
             try:
                 decision = await st.engine.decide(
-                    [Message(role=m.plain_role, content=m.text()) for m in req.messages])  # type: ignore[arg-type]
+                    [Message(role=m.plain_role, content=m.text()) for m in req.messages],  # type: ignore[arg-type]
+                    client=client.name)
             except EngineClosed:
                 raise ApiError(503, "the server is reloading its configuration; retry the request",
                                code="service_unavailable", headers={"Retry-After": "1"}) from None
@@ -509,7 +510,7 @@ def create_app(proxy: Proxy) -> Any:
                 metrics.leaks.inc()
                 finish = "content_filter"
             pearl["leak_blocked"] = leaked
-            _remember(st, req, decision, text)
+            _remember(st, req, decision, text, client.name)
             audit.answer, audit.leak_blocked, audit.status = text, leaked, 200
             body = completion_body(cid=new_completion_id(), model=req.model, text=text, finish_reason=finish,
                                    prompt_tokens=usage[0], completion_tokens=usage[1],
@@ -570,9 +571,9 @@ def _fill_audit(audit: AuditEntry, d: Decision) -> None:
     audit.scores = {"escalation": d.escalation, **d.public().get("scores", {})}
 
 
-def _remember(st: ServeState, req: ChatRequest, d: Decision, answer: str) -> None:
+def _remember(st: ServeState, req: ChatRequest, d: Decision, answer: str, client: str) -> None:
     turns = [(m.plain_role, m.text()) for m in req.messages if m.plain_role in ("user", "assistant")]
-    st.engine.memory.remember(turns + [("assistant", answer)], d.prior_record())
+    st.engine.memory.remember(turns + [("assistant", answer)], d.prior_record(), client)
 
 
 async def _complete(proxy: Proxy, st: ServeState, req: ChatRequest, decision: Decision, pearl: dict, msgs: list,
@@ -664,7 +665,7 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
             audit.answer, audit.leak_blocked, audit.status = text, filt.blocked, status
             audit.latency_ms = (time.perf_counter() - t0) * 1000
             if status == 200:
-                _remember(st, req, decision, text)
+                _remember(st, req, decision, text, audit.client)
             metrics.inflight.dec()
             if st.audit is not None:
                 st.audit.record(audit)

@@ -38,8 +38,9 @@ def looks_like_refusal(text: str) -> bool:
     return bool(_REFUSAL.search(text or ""))
 
 
-def turns_key(turns: list[tuple[str, str]]) -> str:
-    canon = json.dumps(turns, ensure_ascii=False, separators=(",", ":"))
+def turns_key(turns: list[tuple[str, str]], client: str = "") -> str:
+    """Key of one client's conversation: the same text from two clients is two conversations."""
+    canon = json.dumps([client, turns], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
@@ -54,24 +55,26 @@ class PriorDecision:
 
 class ConversationMemory:
     """Remembers recent decisions by the conversation they answered, so that the next turn of the same
-    conversation (which the client sends back in full) can be linked to what we decided before."""
+    conversation (which the client sends back in full) can be linked to what we decided before.
+    Keyed by (client key, conversation), so one client's history never colours another's identical
+    conversation."""
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
         self._items: OrderedDict[str, PriorDecision] = OrderedDict()
         self._lock = threading.Lock()
 
-    def remember(self, turns: list[tuple[str, str]], decision: PriorDecision) -> None:
-        key = turns_key(turns)
+    def remember(self, turns: list[tuple[str, str]], decision: PriorDecision, client: str = "") -> None:
+        key = turns_key(turns, client)
         with self._lock:
             self._items[key] = decision
             self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
-    def recall(self, turns: list[tuple[str, str]]) -> PriorDecision | None:
+    def recall(self, turns: list[tuple[str, str]], client: str = "") -> PriorDecision | None:
         with self._lock:
-            return self._items.get(turns_key(turns))
+            return self._items.get(turns_key(turns, client))
 
 
 @dataclass
@@ -246,20 +249,20 @@ class CSAEngine:
             for _ in self._workers:
                 self._queue.put(None)
 
-    async def decide(self, messages: list[Any]) -> Decision:
+    async def decide(self, messages: list[Any], client: str = "") -> Decision:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Decision] = loop.create_future()
-        pending = self._prepare(messages)
+        pending = self._prepare(messages, client)
         with self._close_lock:
             if self._closed:
                 raise EngineClosed("the CSA engine was shut down (config reload); retry the request")
             self._queue.put((pending, fut, loop))
         return await fut
 
-    def decide_sync(self, messages: list[Any]) -> Decision:
+    def decide_sync(self, messages: list[Any], client: str = "") -> Decision:
         import time
 
-        pending = self._prepare(messages)
+        pending = self._prepare(messages, client)
         t = time.perf_counter()
         assessment = self._assess_many([pending.assess_input])[0]
         return self._finish(pending, assessment, time.perf_counter() - t)
@@ -315,7 +318,7 @@ class CSAEngine:
                 self._cache.put(keys[i], a)
         return out
 
-    def _prepare(self, messages: list[Any]) -> _Pending:
+    def _prepare(self, messages: list[Any], client: str = "") -> _Pending:
         from pearlpoint.prompts import detect_language
 
         convo = [m for m in messages if m.role in ("user", "assistant")]
@@ -323,7 +326,7 @@ class CSAEngine:
         # the turns before the last user message, as the client replayed them
         prior_turns = [(m.role, m.content) for m in convo[:-1]] if convo and convo[-1].role == "user" else []
         return _Pending(convo=convo, last_user=last_user, lang=detect_language(last_user),
-                        prior=self.memory.recall(prior_turns) if prior_turns else None,
+                        prior=self.memory.recall(prior_turns, client) if prior_turns else None,
                         prev_assistant=next((m.content for m in reversed(convo[:-1]) if m.role == "assistant"), None))
 
     def _finish(self, p: _Pending, assessment: Any, assess_s: float) -> Decision:
