@@ -122,6 +122,11 @@ def build_judge(cfg: ServeConfig, upstream: Any) -> Any:
                      api_key=r.judge_api_key, cache=False)
 
 
+def _audit_log(cfg: ServeConfig, metrics: ServeMetrics) -> AuditLog:
+    return AuditLog(cfg.audit.path, store_text=cfg.audit.store_text, max_queue=cfg.audit.max_queue,
+                    on_drop=metrics.audit_dropped.inc)
+
+
 def _secrets(cfg: ServeConfig) -> list[str]:
     return [s for s in (cfg.upstream.api_key, cfg.refine.judge_api_key) if s]
 
@@ -141,7 +146,7 @@ class Proxy:
         if warm_up:
             engine.warm_up()
         upstream = upstream if upstream is not None else build_upstream(cfg)
-        audit = AuditLog(cfg.audit.path, store_text=cfg.audit.store_text) if cfg.audit.enabled else None
+        audit = _audit_log(cfg, self.metrics) if cfg.audit.enabled else None
         self.state = ServeState(cfg=cfg, keyring=KeyRing(cfg.auth), engine=engine, upstream=upstream,
                                 judge=build_judge(cfg, upstream), audit=audit, secrets=_secrets(cfg))
         if not cfg.auth.keys and not cfg.auth.allow_anonymous:
@@ -165,7 +170,7 @@ class Proxy:
                 upstream = old.upstream if cfg.upstream == old.cfg.upstream else build_upstream(cfg)
                 audit = old.audit
                 if cfg.audit != old.cfg.audit:
-                    audit = AuditLog(cfg.audit.path, store_text=cfg.audit.store_text) if cfg.audit.enabled else None
+                    audit = _audit_log(cfg, self.metrics) if cfg.audit.enabled else None
                 keyring = KeyRing(cfg.auth)
                 keyring.carry_buckets_from(old.keyring)
                 new = ServeState(cfg=cfg, keyring=keyring, engine=engine, upstream=upstream,

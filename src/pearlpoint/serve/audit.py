@@ -13,7 +13,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,9 +96,15 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class AuditLog:
-    """Appends entries from any thread; a daemon thread writes them in small batches."""
+    """Appends entries from any thread; a daemon thread writes them in small batches.
 
-    def __init__(self, path: str | Path, *, store_text: bool = False) -> None:
+    The queue between the two is bounded (``max_queue``): when the disk is slower than the traffic,
+    the OLDEST waiting entry is dropped (counted in ``dropped`` and via ``on_drop``, exported as
+    ``pearl_audit_dropped_total``) so memory stays bounded and requests never wait on the disk.
+    """
+
+    def __init__(self, path: str | Path, *, store_text: bool = False, max_queue: int = 10_000,
+                 on_drop: Callable[[], Any] | None = None) -> None:
         self.path = Path(path).expanduser()
         self.store_text = store_text
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +112,10 @@ class AuditLog:
             _connect(self.path).close()
         except sqlite3.Error as exc:
             raise PearlError(f"{self.path}: cannot open audit database ({exc})") from None
-        self._q: queue.Queue[AuditEntry | None] = queue.Queue()
+        self._q: queue.Queue[AuditEntry | None] = queue.Queue(maxsize=max(1, max_queue))
+        self._put_lock = threading.Lock()
+        self._on_drop = on_drop
+        self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="pearl-audit", daemon=True)
         self._closed = False
         self.written = 0
@@ -117,7 +126,27 @@ class AuditLog:
         if not self.store_text:
             entry = entry.model_copy(update={"conversation": None, "answer": None})
         if not self._closed:
-            self._q.put(entry)
+            self._put(entry)
+
+    def _put(self, item: AuditEntry | None) -> None:
+        """Enqueue without blocking: a full queue loses its oldest entry instead."""
+        with self._put_lock:
+            while True:
+                try:
+                    self._q.put_nowait(item)
+                    return
+                except queue.Full:
+                    try:
+                        old = self._q.get_nowait()
+                    except queue.Empty:
+                        continue
+                    self._q.task_done()
+                    if old is None:  # never drop the stop marker
+                        self._q.put_nowait(None)
+                        return
+                    self.dropped += 1
+                    if self._on_drop is not None:
+                        self._on_drop()
 
     def _run(self) -> None:
         conn = _connect(self.path)
@@ -156,7 +185,7 @@ class AuditLog:
             return
         self.flush()
         self._closed = True
-        self._q.put(None)
+        self._put(None)
         self._thread.join(timeout=10)
 
 

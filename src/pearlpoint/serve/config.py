@@ -95,6 +95,8 @@ class AuditConfig(BaseModel):
     enabled: bool = True
     path: str = "pearl-audit.sqlite"
     store_text: bool = Field(False, description="store full conversation text; only a hash by default")
+    max_queue: int = Field(10_000, ge=1, description="entries waiting for the disk; beyond it the oldest is "
+                                                     "dropped and counted in pearl_audit_dropped_total")
 
 
 class CSAConfig(BaseModel):

@@ -118,10 +118,12 @@ class ServeMetrics:
         self.auth_failures = Counter("pearl_auth_failures_total", "Requests refused for a missing or wrong key.")
         self.inflight = Gauge("pearl_inflight_requests", "Chat requests being served right now.")
         self.reloads = Counter("pearl_config_reloads_total", "Config reloads by result.")
+        self.audit_dropped = Counter("pearl_audit_dropped_total",
+                                     "Audit entries dropped because the audit queue was full (disk too slow).")
 
     def render(self) -> str:
         parts: list[str] = []
         for m in (self.requests, self.latency, self.stage, self.decisions, self.upstream_errors, self.leaks,
-                  self.rate_limited, self.auth_failures, self.inflight, self.reloads):
+                  self.rate_limited, self.auth_failures, self.inflight, self.reloads, self.audit_dropped):
             parts.extend(m.render())
         return "\n".join(parts) + "\n"
