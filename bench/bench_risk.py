@@ -32,9 +32,33 @@ from pearlpoint.risk.recipe import assign_splits, load_own, load_shared  # noqa:
 FPR_KINDS = {"lookalike", "borderline", "benign_wrapped"}
 
 
+# Data files written on 2026-11-29 (short everyday prompts, plain-spoken severe requests); when the recipe
+# lists them, the bench reports the test rows they add apart from the rows the previous recipe had.
+NEW_FILES = ("everyday_short.txt", "plain_harmful.txt")
+
+
+def _groups_of(names: tuple[str, ...]) -> set[str]:
+    """Group ids of the rows in the named shipped prompt files (and so of their attack variants)."""
+    from importlib import resources
+
+    from pearlpoint.risk.recipe import parse_prompt_file
+
+    root = resources.files("pearlpoint.risk").joinpath("data")
+    return {r.group for n in names for r in parse_prompt_file(root.joinpath(n).read_text("utf-8"), n)}
+
+
+def _assessor_from(path: str):
+    from pearlpoint.risk.embedded import EmbeddedAssessor
+
+    return EmbeddedAssessor(weights_dir=path)
+
+
 def quality(assessor, rows, label: str) -> dict:
     t0 = time.perf_counter()
-    res = assessor.assess_batch([r.text for r in rows])
+    memo = assessor.__dict__.setdefault("_bench_memo", {})  # subsets of a split reuse their assessments
+    todo = list(dict.fromkeys(r.text for r in rows if r.text not in memo))
+    memo.update(zip(todo, assessor.assess_batch(todo), strict=True))
+    res = [memo[r.text] for r in rows]
     secs = time.perf_counter() - t0
     p = np.array([a.harmful_probability for a in res])
     thr = np.array([assessor.heads.threshold_for(a.language) for a in res])
@@ -127,6 +151,9 @@ def main() -> int:
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--only-llm", action="store_true", help="run only the LLM validity check (needs --llm N)")
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--weights", action="append", default=[], metavar="NAME=DIR",
+                    help="compare another weights folder side by side (repeatable), e.g. previous=/tmp/old")
+    ap.add_argument("--no-speed", action="store_true")
     ARGS = ap.parse_args()
     import torch
 
@@ -146,18 +173,33 @@ def main() -> int:
     for r in rows:
         splits[r.split].append(r)
     a = get_assessor("embedded")
+    variants = [("shipped", a)]
+    for spec in ARGS.weights:
+        name, _, path = spec.partition("=")
+        variants.append((name, _assessor_from(path)))
+    # Rows that a recipe change added (new data files) are reported apart, so weights trained on an older
+    # recipe are compared on the rows both recipes share as well as on everything.
+    new_groups = _groups_of(NEW_FILES)
     report: dict = {"machine": f"{platform.machine()} {torch.get_num_threads()} torch threads", "date": time.strftime("%Y-%m-%d"),
                     "threshold": a.heads.threshold, "thresholds": a.heads.card.get("thresholds", {}), "quality": [], "speed": {}}
     for split in ("test", "public_test", "style_test"):
-        q = quality(a, splits[split], "shipped")
-        q["split"] = split
-        report["quality"].append(q)
-        print(json.dumps(q), flush=True)
+        subsets = [(split, splits[split])]
+        fresh = [r for r in splits[split] if r.group in new_groups] if split == "test" else []
+        if fresh:
+            subsets.append(("test (previous recipe rows)", [r for r in splits[split] if r.group not in new_groups]))
+            subsets.append(("test (new recipe rows)", fresh))
+        for name, assessor in variants:
+            for label, srows in subsets:
+                q = quality(assessor, srows, name)
+                q["split"] = label
+                report["quality"].append(q)
+                print(json.dumps(q), flush=True)
     if not ARGS.no_ablation:
         original = F.decode_views
         import pearlpoint.risk.embedded as E
 
         E.F.decode_views = lambda text: F.DecodedViews()
+        a.__dict__.pop("_bench_memo", None)
         F_extract = F.extract
         try:
             for split in ("test",):
@@ -169,8 +211,9 @@ def main() -> int:
             E.F.decode_views = original
             assert F.extract is F_extract
     mix = [r.text for r in splits["test"] if len(r.text) < 600][:512]
-    report["speed"] = speed(a, mix)
-    print(json.dumps(report["speed"]), flush=True)
+    if not ARGS.no_speed:
+        report["speed"] = speed(a, mix)
+        print(json.dumps(report["speed"]), flush=True)
     if ARGS.llm:
         report["llm_validity"] = llm_validity(ARGS.llm)
         print(json.dumps(report["llm_validity"]), flush=True)
