@@ -154,6 +154,7 @@ def main() -> int:
     ap.add_argument("--weights", action="append", default=[], metavar="NAME=DIR",
                     help="compare another weights folder side by side (repeatable), e.g. previous=/tmp/old")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--only-speed", action="store_true", help="skip the quality part (re-measure speed alone)")
     ARGS = ap.parse_args()
     import torch
 
@@ -182,7 +183,7 @@ def main() -> int:
     new_groups = _groups_of(NEW_FILES)
     report: dict = {"machine": f"{platform.machine()} {torch.get_num_threads()} torch threads", "date": time.strftime("%Y-%m-%d"),
                     "threshold": a.heads.threshold, "thresholds": a.heads.card.get("thresholds", {}), "quality": [], "speed": {}}
-    for split in ("test", "public_test", "style_test"):
+    for split in (() if ARGS.only_speed else ("test", "public_test", "style_test")):
         subsets = [(split, splits[split])]
         fresh = [r for r in splits[split] if r.group in new_groups] if split == "test" else []
         if fresh:
@@ -194,7 +195,7 @@ def main() -> int:
                 q["split"] = label
                 report["quality"].append(q)
                 print(json.dumps(q), flush=True)
-    if not ARGS.no_ablation:
+    if not (ARGS.no_ablation or ARGS.only_speed):
         original = F.decode_views
         import pearlpoint.risk.embedded as E
 
