@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
         api_key: str | None = ApiKeyOpt,
         out: Path = typer.Option(Path("demo"), "--out", "-o", help="Output folder (report.html, orpo.jsonl, ...)."),
         steps: int = typer.Option(1, "--steps", min=0, max=10, help="Lingo-BP steps per prompt."),
-        max_tokens: int = typer.Option(160, "--max-tokens", min=16, help="Longest answer, in tokens."),
-        eval_limit: int = typer.Option(4, "--eval-limit", min=0, help="Constructive-suite items per arm (0 = skip)."),
+        max_tokens: int = typer.Option(128, "--max-tokens", min=16, help="Longest answer, in tokens."),
+        eval_limit: int = typer.Option(2, "--eval-limit", min=0, help="Constructive-suite items per arm (0 = skip)."),
         limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N sample prompts."),
         early_stop: bool = typer.Option(False, "--early-stop", help="Stop refining at a perfect first answer "
                                         "(faster; fewer preference pairs)."),
