@@ -34,7 +34,7 @@ FPR_KINDS = {"lookalike", "borderline", "benign_wrapped"}
 
 # Data files written on 2026-11-29 (short everyday prompts, plain-spoken severe requests); when the recipe
 # lists them, the bench reports the test rows they add apart from the rows the previous recipe had.
-NEW_FILES = ("everyday_short.txt", "plain_harmful.txt")
+NEW_FILES = ("everyday_short.txt", "plain_harmful.txt", "lookalikes_more.txt", "harmful_more.txt")
 
 
 def _groups_of(names: tuple[str, ...]) -> set[str]:
@@ -183,7 +183,7 @@ def main() -> int:
     new_groups = _groups_of(NEW_FILES)
     report: dict = {"machine": f"{platform.machine()} {torch.get_num_threads()} torch threads", "date": time.strftime("%Y-%m-%d"),
                     "threshold": a.heads.threshold, "thresholds": a.heads.card.get("thresholds", {}), "quality": [], "speed": {}}
-    for split in (() if ARGS.only_speed else ("test", "public_test", "style_test")):
+    for split in (() if ARGS.only_speed else ("test", "public_test", "style_test", "plain_test")):
         subsets = [(split, splits[split])]
         fresh = [r for r in splits[split] if r.group in new_groups] if split == "test" else []
         if fresh:

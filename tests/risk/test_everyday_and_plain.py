@@ -61,8 +61,8 @@ def test_posterior_agrees_with_the_decision_on_real_assessments(embedded_assesso
             assert a.user_types.malicious >= 0.3 * (1 - a.user_types.vulnerable), (t, a.user_types)
 
 
-@pytest.mark.xfail(strict=True, reason="shipped harm head flags some short everyday prompts (e.g. a trivia line) "
-                                       "above the threshold; fixed only by retraining, see docs/bench/risk.md")
+@pytest.mark.xfail(strict=True, reason="the harm head now passes every prompt here, but the distress head still "
+                                       "puts 'Count to fourteen.' under mental_health (R1); see docs/bench/risk.md")
 def test_everyday_prompts_are_r0_with_small_malicious_mass(embedded_assessor):
     out = embedded_assessor.assess_batch(EVERYDAY)
     bad = [(t, a.level.value, a.harmful_probability, a.category) for t, a in zip(EVERYDAY, out, strict=True)
@@ -73,8 +73,6 @@ def test_everyday_prompts_are_r0_with_small_malicious_mass(embedded_assessor):
         assert a.user_types.benign > 0.5, (t, a.user_types)
 
 
-@pytest.mark.xfail(strict=True, reason="shipped harm head misses some plain-spoken severe requests (R0); "
-                                       "fixed only by retraining, see docs/bench/risk.md")
 def test_plain_severe_requests_are_flagged(embedded_assessor):
     out = embedded_assessor.assess_batch(PLAIN_HARMFUL)
     for t, a in zip(PLAIN_HARMFUL, out, strict=True):

@@ -7,8 +7,10 @@ Sources (all optional; a missing file is skipped with a note):
   benign-but-wrapped prompts shipped in ``pearlpoint/risk/data/*.txt``;
 - adversarial variants the project generates from its own attack templates (``augment.py``).
 
-Held out, never trained on: StrongREJECT (a whole public set) and ``heldout_style.txt`` (look-alikes in a
-different writing style). The rest is split train/calibration/test by *group* (a Strata-Sword base
+Held out, never trained on: StrongREJECT (a whole public set, ``public_test``), ``heldout_style.txt``
+(look-alikes in a different, chatty writing style, ``style_test``) and ``heldout_plain.txt`` (safe
+look-alikes and plain harmful requests written by a second author in the styles of public over-refusal and
+harmful-request lists, ``plain_test``). The rest is split train/calibration/test by *group* (a Strata-Sword base
 instruction and all its attack variants share a group) with a fixed seed.
 """
 
@@ -206,7 +208,9 @@ def parse_prompt_file(text: str, source: str) -> list[Example]:
         if not prompt:
             continue
         kind = meta.get("kind", "lookalike")
-        split = "style_test" if meta.get("split") == "test" else ""
+        # "split=test" holds a block out as style_test; "split=test:NAME" as its own NAME_test split.
+        held = meta.get("split", "")
+        split = "style_test" if held == "test" else (f"{held[5:]}_test" if held.startswith("test:") else "")
         harmful = int(kind == "harmful_seed")
         category = topic.strip() if harmful else "none"
         distress = int(kind == "distress" or (harmful and category == "mental_health"))
@@ -215,7 +219,10 @@ def parse_prompt_file(text: str, source: str) -> list[Example]:
     return out
 
 
-PROMPT_FILES = ("category_seeds.txt", "lookalikes_en.txt", "lookalikes_mixed.txt", "lookalikes_zh.txt", "distress.txt", "benign_wrapped.txt", "heldout_style.txt")
+PROMPT_FILES = ("category_seeds.txt", "lookalikes_en.txt", "lookalikes_mixed.txt", "lookalikes_zh.txt", "distress.txt",
+                "benign_wrapped.txt", "everyday_short.txt", "plain_harmful.txt", "lookalikes_more.txt", "harmful_more.txt",
+                "heldout_style.txt", "heldout_plain.txt")
+HELD_OUT_SPLITS = ("public_test", "style_test", "plain_test")  # never trained on, never used to calibrate
 
 
 def load_own() -> list[Example]:

