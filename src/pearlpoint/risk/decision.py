@@ -1,6 +1,8 @@
 """Turn head probabilities into the multi-dimensional RiskAssessment (shared by every assessor).
 
 The rules are deliberately simple and documented, so a reader can predict them:
+- category: ``mental_health`` whenever the writer seems distressed (their safety comes first, even when the
+  request also looks harmful, e.g. asking for a method), else the top harmful category, else ``none``.
 - level: R0 below the harm threshold (a distressed writer still gets R1 under ``mental_health``);
   R2 when harmful AND (the attack-form head fires or the harm was only visible after decoding);
   otherwise R1.
@@ -55,10 +57,10 @@ def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: di
     distressed = p_distress >= DISTRESS_THRESHOLD
     risky = {k: v for k, v in category_probs.items() if k != "none"}
     top_cat = max(risky, key=risky.get) if risky else "none"
-    if harmful:
+    if distressed and policy.get("mental_health"):
+        category = "mental_health"  # the writer's safety comes first, whatever else the request touches
+    elif harmful:
         category = top_cat
-    elif distressed:
-        category = "mental_health" if policy.get("mental_health") else top_cat
     else:
         category = "none"
     if not harmful:

@@ -210,7 +210,9 @@ _OPINION = _rx(r"\bi (?:think|believe|feel|reckon)\b", r"\b(?:all|most) \w+ (?:a
                r"\bare (?:inferior|lazy|stupid|criminals|animals)\b", r"我(?:觉得|认为)", r"都是", r"就该")
 
 _DISTRESS_STRONG = _rx(r"\bkill(?:ing)? myself\b", r"\bend (?:my|it) (?:life|all)\b", r"\bsuicid", r"\bwant to die\b",
-                       r"\bdon'?t want to (?:live|be alive|exist)\b", r"\bbetter off without me\b", r"\bno (?:way|point) (?:out|in living)\b",
+                       r"\bdon'?t want to (?:live|be alive|exist|wake up)\b", r"\bbetter off without me\b", r"\bno way out\b",
+                       r"\b(?:no|any|the) point (?:in|of) (?:living|going on|being alive|being here)\b", r"\bnot worth living\b",
+                       r"\btake my (?:own )?life\b", r"\bgive up on (?:life|living|everything)\b",
                        r"\bhurt(?:ing)? myself\b", r"\bcut(?:ting)? (?:myself|again)\b", r"\bself[- ]harm", r"\boverdose\b.{0,30}\bmyself\b",
                        r"\bgoodbye (?:letter|note)s?\b", r"\bif i (?:was|were) gone\b", r"\bdisappear(?:ed)?\b.{0,20}\b(?:forever|for good)\b", r"\bnever wake up\b", r"\bdon'?t trust myself\b", r"\bmake myself (?:throw up|vomit|sick)\b",
                        r"自杀", r"轻生", r"不想活", r"想死", r"活着没(?:什么)?意(?:思|义)", r"结束(?:自己的)?生命", r"结束一切",

@@ -221,6 +221,7 @@ def parse_prompt_file(text: str, source: str) -> list[Example]:
 
 PROMPT_FILES = ("category_seeds.txt", "lookalikes_en.txt", "lookalikes_mixed.txt", "lookalikes_zh.txt", "distress.txt",
                 "benign_wrapped.txt", "everyday_short.txt", "plain_harmful.txt", "lookalikes_more.txt", "harmful_more.txt",
+                "lookalikes_chatty.txt",
                 "heldout_style.txt", "heldout_plain.txt")
 HELD_OUT_SPLITS = ("public_test", "style_test", "plain_test")  # never trained on, never used to calibrate
 

@@ -145,12 +145,12 @@ def row_max(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-# The threshold is the highest-F1 one whose look-alike FPR on the calibration split is <= this bound.
-# A stricter bound (0.05 -> threshold 0.84) was measured too: fewer false positives on the test split
-# (0.108 vs 0.150) but lower recall on every never-trained set (StrongREJECT 0.77 vs 0.85, plain_test
-# 0.66 vs 0.74) and new misses on plain requests; under CSA a false positive costs a hedged answer, a
-# miss costs a full answer to a harmful request, so the looser bound ships (docs/bench/risk.md).
-MAX_CALIB_LOOKALIKE_FPR = 0.10
+# The threshold is the highest-F1 one whose look-alike FPR on the calibration split is <= this bound. The
+# bound sits under the 10% target because the calibration split is small (~190 look-alikes) and
+# the test split's look-alike FPR ran 5-10 points above it. A looser bound (0.10) was measured too: it
+# buys recall on the never-trained sets (StrongREJECT 0.78 vs 0.67, plain_test 0.82 vs 0.70) at a
+# look-alike FPR of 0.14-0.16 on every set (docs/bench/risk.md).
+MAX_CALIB_LOOKALIKE_FPR = 0.05
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, lookalike: np.ndarray, max_fpr: float = MAX_CALIB_LOOKALIKE_FPR) -> float:
