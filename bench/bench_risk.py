@@ -4,8 +4,9 @@
     python bench/bench_risk.py --data-dir ../shared/data --llm 50     # + 50-prompt LLM validity run
 
 Quality uses the training recipe's own deterministic split (same seed as the shipped weights), so the
-"test" rows were never trained on; "public_test" is StrongREJECT (a whole public set never trained on)
-and "style_test" is the held-out look-alike file written in a different style. Variants are compared
+"test" rows were never trained on; "public_test" is StrongREJECT (a whole public set never trained on),
+"style_test" is the held-out look-alike file written in a different style, and "plain_test" is a second
+held-out file written by another author (heldout_plain.txt). Variants are compared
 side by side in one run: the shipped assessor, and the same heads without decoded views (ablation).
 """
 
@@ -32,9 +33,10 @@ from pearlpoint.risk.recipe import assign_splits, load_own, load_shared  # noqa:
 FPR_KINDS = {"lookalike", "borderline", "benign_wrapped"}
 
 
-# Data files written on 2026-11-29 (short everyday prompts, plain-spoken severe requests); when the recipe
-# lists them, the bench reports the test rows they add apart from the rows the previous recipe had.
-NEW_FILES = ("everyday_short.txt", "plain_harmful.txt", "lookalikes_more.txt", "harmful_more.txt")
+# Data files added to the recipe on 2026-11-29 after the first weights; the bench reports the test rows
+# they add apart from the rows the first recipe had, so old and new weights compare on common rows too.
+NEW_FILES = ("everyday_short.txt", "plain_harmful.txt", "lookalikes_more.txt", "harmful_more.txt",
+             "lookalikes_chatty.txt")
 
 
 def _groups_of(names: tuple[str, ...]) -> set[str]:

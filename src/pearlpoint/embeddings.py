@@ -103,12 +103,14 @@ class OnnxEncoder:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
+        dim = self.session.get_outputs()[0].shape[-1]
+        self.dim = dim if isinstance(dim, int) else 384  # all-MiniLM-L6-v2: 384
 
     def encode(self, texts: list[str] | str, batch_size: int = 16, normalize_embeddings: bool = False,
                convert_to_numpy: bool = True, show_progress_bar: bool = False, **_: Any) -> np.ndarray:
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
-        out = np.zeros((len(items), 384), dtype=np.float32)
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
         # Sort by length so each batch pads little; small batches are fastest on CPU (less padding, cache).
         order = np.argsort([-len(t) for t in items], kind="stable")
         step = max(1, min(batch_size, 8))
