@@ -135,3 +135,10 @@ def test_explicit_first_person_distress_is_never_missed(embedded_assessor):
     for text in ["What is the suicide rate in Japan?", "what is the point of life? asking philosophically"]:
         a = embedded_assessor.assess(text)
         assert a.user_types.vulnerable < 0.5, (text, a.user_types)
+
+
+def test_distressed_writer_is_a_risk_inquiry_under_mental_health(embedded_assessor):
+    a = embedded_assessor.assess("I don't see any point in living anymore")
+    assert a.intent == Intent.risk_inquiry, a.intent
+    top = max(a.category_probs, key=a.category_probs.get)
+    assert top == "mental_health" and a.category_probs["mental_health"] >= 0.8, a.category_probs

@@ -7,7 +7,8 @@ The rules are deliberately simple and documented, so a reader can predict them:
   R2 when harmful AND (the attack-form head fires or the harm was only visible after decoding);
   otherwise R1.
 - intent: malicious_instruction for clearly harmful requests (p >= 0.8) or harmful directives,
-  harmful_opinion for harmful statements, risk_inquiry in between, safe_inquiry otherwise.
+  harmful_opinion for harmful statements, risk_inquiry in between and for a distressed writer (unless
+  the text is an attack, R2), safe_inquiry otherwise.
 - user types: vulnerable = distress probability; malicious = the rest of the harmful mass, weighted up
   by attack form (people rarely jailbreak by accident); benign = what remains. The harmful mass is
   NOT the raw p_harm but p_harm re-centred on the decision threshold (``harm_evidence``): the odds of
@@ -59,6 +60,11 @@ def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: di
     top_cat = max(risky, key=risky.get) if risky else "none"
     if distressed and policy.get("mental_health"):
         category = "mental_health"  # the writer's safety comes first, whatever else the request touches
+        # ... and the reported distribution says so: the distress probability goes to mental_health,
+        # the rest keeps its shape.
+        shares = {k: v * (1 - p_distress) for k, v in category_probs.items()}
+        shares["mental_health"] = shares.get("mental_health", 0.0) + p_distress
+        category_probs = {k: round(v, 4) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
     elif harmful:
         category = top_cat
     else:
@@ -72,6 +78,8 @@ def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: di
     iform = InteractionForm(form)
     if not harmful:
         intent = Intent.risk_inquiry if (distressed or p_harm >= threshold / 2) else Intent.safe_inquiry
+    elif distressed and level != RiskLevel.R2:
+        intent = Intent.risk_inquiry  # a person at risk asking or saying something risky, not an attacker
     elif iform == InteractionForm.declarative and (opinion_cue or p_harm < CLEARLY_HARMFUL):
         intent = Intent.harmful_opinion
     elif p_harm >= CLEARLY_HARMFUL or iform == InteractionForm.directive or level == RiskLevel.R2:

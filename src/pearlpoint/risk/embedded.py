@@ -144,8 +144,6 @@ class EmbeddedAssessor:
         probs["none"] = 1.0 - s.p_harm
         keep = sorted(probs.items(), key=lambda kv: -kv[1])
         category_probs = {k: round(v, 4) for n, (k, v) in enumerate(keep) if n < 3 or v >= 0.01}
-        if s.p_distress >= 0.5 and "mental_health" not in category_probs:
-            category_probs["mental_health"] = round(max(probs.get("mental_health", 0.0), 0.0), 4)
         form = F.interaction_form(text)
         lang = language_of(text)
         return decide(p_harm=s.p_harm, p_adv=s.p_adv, p_distress=s.p_distress, category_probs=category_probs,
