@@ -11,7 +11,8 @@ Two runtimes give the same vectors (cosine >= 0.9999 is checked on every export)
 - ``torch``: sentence-transformers as shipped.
 
 ``PEARL_ENCODER=torch|onnx|auto`` chooses; ``auto`` falls back to torch when the export or the check
-fails, with a warning.
+fails, with a warning. ``PEARL_ENCODER_THREADS`` sets ONNX Runtime's threads per call (default: cores, at
+most 4).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class OnnxEncoder:
         modules = _read_json(model_dir / "modules.json")
         self.normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules) if isinstance(modules, list) else False
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        opts.intra_op_num_threads = threads or int(os.environ.get("PEARL_ENCODER_THREADS", 0)) or min(4, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle worker threads must sleep, not spin: in the proxy they would steal the event loop's core.
