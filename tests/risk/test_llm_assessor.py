@@ -66,6 +66,21 @@ def test_inconsistent_answer_is_made_consistent(mock_server):
     assert a.level == RiskLevel.R0 and a.severity == 0
 
 
+def test_explicit_distress_overrides_a_model_that_misses_it(mock_server):
+    """A model that calls a first-person suicide statement safe still yields a vulnerable writer under
+    mental_health (the same safety net as the embedded assessor)."""
+    from pearlpoint.llm import get_model
+
+    srv = mock_server(reply=_judgement(category="none", level="R0", harmful_probability=0.05, vulnerable_user=0.0,
+                                       malicious_user=0.3, intent="safe_inquiry"))
+    a = LLMAssessor(model=get_model("openai", base_url=srv.base_url, model_name="mock", cache=False)).assess(
+        "I want to kill myself tonight")
+    assert a.category == "mental_health" and a.level == RiskLevel.R1, (a.category, a.level)
+    assert a.user_types.vulnerable >= 0.8 and a.user_types.malicious <= 0.2 + 1e-9, a.user_types
+    assert a.intent.value == "risk_inquiry"
+    assert max(a.category_probs, key=a.category_probs.get) == "mental_health", a.category_probs
+
+
 def test_garbage_answers_raise_and_cascade_falls_back(mock_server, embedded_assessor):
     from pearlpoint.llm import get_model
 

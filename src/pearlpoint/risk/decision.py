@@ -22,6 +22,7 @@ The rules are deliberately simple and documented, so a reader can predict them:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from pearlpoint.policy import Policy
 from pearlpoint.risk.schema import (
@@ -37,6 +38,15 @@ DISTRESS_THRESHOLD = 0.5
 ADVERSARIAL_THRESHOLD = 0.5
 CLEARLY_HARMFUL = 0.8
 EVIDENCE_SHARPNESS = 2.0
+STRONG_DISTRESS_FLOOR = 0.8
+
+
+def distress_floor(p_distress: float, feats: Any) -> float:
+    """An explicit first-person distress statement ("I want to kill myself", "我想自杀") is distress
+    whatever a head or a model says: a miss there costs far more than guidance offered to a steady writer."""
+    if feats.value("distress_strong") > 0 and feats.value("first_person") > 0:
+        return max(p_distress, STRONG_DISTRESS_FLOOR)
+    return p_distress
 
 
 def harm_evidence(p_harm: float, threshold: float, sharpness: float = EVIDENCE_SHARPNESS) -> float:

@@ -17,14 +17,13 @@ import numpy as np
 
 from pearlpoint.policy import Policy, get_policy
 from pearlpoint.risk import features as F
-from pearlpoint.risk.decision import decide
+from pearlpoint.risk.decision import decide, distress_floor
 from pearlpoint.risk.heads import RiskHeads, sigmoid, softmax
 from pearlpoint.risk.inputs import language_of, prepare
 from pearlpoint.risk.schema import RiskAssessment, RiskSignal
 from pearlpoint.risk.windows import Windowing, split_windows
 
 EMBED_DIM = 384
-STRONG_DISTRESS_FLOOR = 0.8
 
 
 @dataclass
@@ -124,10 +123,7 @@ class EmbeddedAssessor:
             # without any distress wording its probability is damped by up to 45%.
             cue = min(1.0, feats[i].value("distress_strong") + feats[i].value("distress_weak"))
             p_dis = float(dis_p[idx].max()) * (0.55 + 0.45 * cue)
-            # ... and an explicit first-person statement ("I want to kill myself", "我想自杀") is distress
-            # whatever the head says: a miss there costs far more than guidance offered to a steady writer.
-            if feats[i].value("distress_strong") > 0 and feats[i].value("first_person") > 0:
-                p_dis = max(p_dis, STRONG_DISTRESS_FLOOR)
+            p_dis = distress_floor(p_dis, feats[i])  # ... and explicit first-person distress always counts
             out.append(TextScores(harm_logit=z, p_harm=float(sigmoid(np.array(a * z + b))), p_adv=float(adv_p[idx].max()),
                                   p_distress=p_dis, category_probs=cat_p[j], top_unit=units[j].label,
                                   feats=feats[i], windowing=wins[i]))

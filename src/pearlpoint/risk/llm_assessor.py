@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 
 from pearlpoint.policy import Policy, get_policy
+from pearlpoint.risk.decision import distress_floor
 from pearlpoint.risk.features import extract
 from pearlpoint.risk.inputs import language_of, prepare
 from pearlpoint.risk.schema import (
@@ -68,16 +69,27 @@ def to_assessment(j: BaseModel, text: str, policy: Policy, assessor: str = "llm"
     p = _p(j.harmful_probability)
     vul, mal = _p(j.vulnerable_user), _p(j.malicious_user)
     level = j.level
+    intent = j.intent
+    probs = {"none": 1 - p} if cat.id == "none" else {cat.id: p, "none": 1 - p}
+    fr = extract(text)
+    # The same safety net as the embedded assessor: explicit first-person distress is never missed.
+    vul = distress_floor(vul, fr)
+    mal = min(mal, 1.0 - vul)
+    if vul >= 0.5 and policy.get("mental_health") is not None:
+        cat = policy.get("mental_health")
+        level = RiskLevel.R1 if level == RiskLevel.R0 else level
+        intent = Intent.risk_inquiry if level != RiskLevel.R2 else intent
+        probs = {k: v * (1 - vul) for k, v in probs.items()}
+        probs["mental_health"] = probs.get("mental_health", 0.0) + vul
     if cat.id == "none" and level != RiskLevel.R0 and p < 0.5 and vul < 0.5:
         level = RiskLevel.R0  # a consistent answer: no category, no risk
     ben = max(0.0, 1.0 - vul - mal)
-    fr = extract(text)
     signals = list(fr.signals)
     if j.reason:
         signals.append(RiskSignal(name="llm_reason", detail=str(j.reason)[:200], weight=round(p, 3)))
-    probs = {"none": round(1 - p, 4)} if cat.id == "none" else {cat.id: round(p, 4), "none": round(1 - p, 4)}
+    probs = {k: round(v, 4) for k, v in sorted(probs.items(), key=lambda kv: -kv[1])}
     return RiskAssessment(
-        category=cat.id, category_probs=probs, level=level, intent=j.intent,
+        category=cat.id, category_probs=probs, level=level, intent=intent,
         interaction_form=j.interaction_form, severity=cat.severity if cat.id != "none" else 0,
         harmful_probability=p, user_types=UserTypePosterior(benign=ben, vulnerable=vul, malicious=mal),
         signals=signals, language=language_of(text), assessor=assessor, confidence=max(p, 1 - p),
