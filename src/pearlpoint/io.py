@@ -269,6 +269,30 @@ def read_jsonl_tolerant(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield obj
 
 
+def count_lines(source: object) -> int | None:
+    """Progress total for a line-based local file (one cheap pass); None when unknown (URL, Parquet...)."""
+    p = Path(str(source))
+    if p.suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".tsv") or not p.is_file():
+        return None
+    try:
+        with open(p, "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return None
+
+
+def lines_done(out: str | Path) -> tuple[set[int], int]:
+    """For a resumable row-by-row command: the input lines already in ``out`` (each written row carries
+    ``_line``) and how many rows ``out`` holds in all, so a caller can tell a foreign file from its own."""
+    done: set[int] = set()
+    rows = 0
+    for r in read_jsonl_tolerant(out):
+        rows += 1
+        if isinstance(r.get("_line"), int):
+            done.add(r["_line"])
+    return done, rows
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write a whole JSON document so a reader never sees half of it."""
     p = Path(path)

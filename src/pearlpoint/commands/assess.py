@@ -49,22 +49,6 @@ def _print_table(a: Any) -> None:
     console.print(t)
 
 
-def _count_lines(path: Path) -> int | None:
-    if path.suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".tsv"):
-        return None
-    try:
-        with open(path, "rb") as fh:
-            return sum(1 for _ in fh)
-    except OSError:
-        return None
-
-
-def _done_lines(out: Path) -> set[int]:
-    from pearlpoint.io import read_jsonl_tolerant
-
-    return {int(r["_line"]) for r in read_jsonl_tolerant(out) if isinstance(r, dict) and "_line" in r}
-
-
 def _assess_many(assessor: Any, texts: list[str]) -> list[Any]:
     """Per-item results: a RiskAssessment or the exception that item raised."""
     from pearlpoint.errors import PearlError
@@ -94,12 +78,12 @@ def _batch(assessor: Any, source: str, field: str, out: Path) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pearlpoint.io import AppendWriter, iter_rows, resolve
+    from pearlpoint.io import AppendWriter, count_lines, iter_rows, lines_done, resolve
 
     err = Console(stderr=True)
     resolved = resolve(source)
-    total = _count_lines(resolved) if isinstance(resolved, Path) else None
-    done = _done_lines(out)
+    total = count_lines(resolved) if isinstance(resolved, Path) else None
+    done, _ = lines_done(out)
     n_ok = n_bad = n_skip = 0
     pending: list[tuple[int, dict, str]] = []
 

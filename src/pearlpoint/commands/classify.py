@@ -23,30 +23,11 @@ from pearlpoint.errors import InputError, PearlError
 MAX_REPORTED = 20  # bad rows named one by one; the rest are counted
 
 
-def _count_lines(path: object) -> int | None:
-    """Progress total for line-based local files (one cheap pass); None when unknown."""
-    p = Path(str(path))
-    if p.suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".tsv") or not p.is_file():
-        return None
-    try:
-        with open(p, "rb") as fh:
-            return sum(1 for _ in fh)
-    except OSError:
-        return None
-
-
 def _done_lines(out: Path) -> set[int]:
     """Input lines already in --out (every row we write carries ``_line``), so a rerun skips them."""
-    from pearlpoint.io import read_jsonl_tolerant
+    from pearlpoint.io import lines_done
 
-    if not out.exists() or out.stat().st_size == 0:
-        return set()
-    done: set[int] = set()
-    seen_rows = 0
-    for r in read_jsonl_tolerant(out):
-        seen_rows += 1
-        if isinstance(r.get("_line"), int):
-            done.add(r["_line"])
+    done, seen_rows = lines_done(out)
     if seen_rows and not done:
         raise PearlError(f"{out} already holds {seen_rows} rows without '_line' (not written by a resumable run); "
                          "it is left untouched: choose another --out or move it away")
@@ -78,7 +59,7 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from pearlpoint.io import AppendWriter, iter_rows
+        from pearlpoint.io import AppendWriter, count_lines, iter_rows
 
         if judge not in ("embedded", "llm"):
             raise PearlError(f"--judge must be 'embedded' or 'llm', not '{judge}'")
@@ -144,7 +125,7 @@ def register(app: typer.Typer) -> None:
         with AppendWriter(out, fsync=False) as writer, Progress(
                 TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 console=console) as progress:
-            task = progress.add_task("classify", total=_count_lines(source))
+            task = progress.add_task("classify", total=count_lines(source))
             for row in iter_rows(source):
                 n_rows += 1
                 if row.data is not None and n_rows == 1:
