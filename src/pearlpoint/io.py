@@ -180,6 +180,19 @@ def _iter_hf(spec: str) -> Iterator[Row]:
         yield Row(n, dict(rec))
 
 
+def iter_jsonl_strict(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) for every row of a JSONL file, stopping at the first bad row with an InputError that
+    names the file and line: for training data, where a bad row is a bug to fix, not a row to skip."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("file not found", path=p)
+    for row in _iter_jsonl(p):
+        if row.error is not None:
+            raise row.error
+        assert row.data is not None
+        yield row.line, row.data
+
+
 def iter_rows(source: str | Path, field: str | None = None) -> Iterator[Row]:
     """Yield every row of a JSONL/JSON/CSV/TSV/Parquet file, URL or ``hf:`` dataset.
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pearlpoint.errors import InputError
 from pearlpoint.eval.features import _PIVOT, _REFUSAL, normalise, split_head
+from pearlpoint.io import iter_jsonl_strict
 
 _DECLINE = re.compile(
     r"\b(?:i can(?:no|')t|i cannot|i won'?t|i will not|i(?:'m| am) (?:not able|unable)|i apologi[sz]e|i(?:'m| am) sorry"
@@ -87,26 +88,19 @@ def load_do_not_answer(path: str | Path) -> list[JudgeExample]:
         raise InputError("file not found (expected do_not_answer.jsonl with <model>_response/_action/_harmful)",
                          path=path)
     out: list[JudgeExample] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    for lineno, row in iter_jsonl_strict(path):
+        if "question" not in row:
+            raise InputError("missing; expected {question, <model>_response, <model>_action, <model>_harmful}",
+                             path=path, line=lineno, field="question")
+        for m in DNA_MODELS:
+            resp, act, harm = row.get(f"{m}_response"), row.get(f"{m}_action"), row.get(f"{m}_harmful")
+            if resp is None or act in (None, "") or harm in (None, ""):
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
-            if "question" not in row:
-                raise InputError("missing; expected {question, <model>_response, <model>_action, <model>_harmful}",
-                                 path=path, line=lineno, field="question")
-            for m in DNA_MODELS:
-                resp, act, harm = row.get(f"{m}_response"), row.get(f"{m}_action"), row.get(f"{m}_harmful")
-                if resp is None or act in (None, "") or harm in (None, ""):
-                    continue
-                action = int(act)
-                out.append(JudgeExample(prompt=row["question"], response=str(resp),
-                                        refusal=refusal_from_action(action, str(resp)), action=action,
-                                        harmful=int(harm), group=f"dna:{row.get('id', lineno)}",
-                                        source=f"do_not_answer:{m}", lang="en"))
+            action = int(act)
+            out.append(JudgeExample(prompt=row["question"], response=str(resp),
+                                    refusal=refusal_from_action(action, str(resp)), action=action,
+                                    harmful=int(harm), group=f"dna:{row.get('id', lineno)}",
+                                    source=f"do_not_answer:{m}", lang="en"))
     return out
 
 

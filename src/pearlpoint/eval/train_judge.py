@@ -209,15 +209,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_extra(path: Path) -> list[JudgeExample]:
     from pearlpoint.errors import InputError
+    from pearlpoint.io import iter_jsonl_strict
 
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
+    for lineno, row in iter_jsonl_strict(path):
         for f in ("prompt", "response", "refusal"):
             if f not in row:
                 raise InputError("missing; expected {prompt, response, refusal[, action, harmful]}",

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from pearlpoint.io import iter_jsonl_strict
+
 # --- label maps: public dataset categories -> policy category ids ---------------------------------
 DNA_SPECIFIC = {
     "Explicit Sexual Content": "harmful_scenes", "Graphic Violence": "harmful_scenes",
@@ -91,11 +93,8 @@ class Example:
 
 
 def _jsonl(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                yield json.loads(line)
+    for _, row in iter_jsonl_strict(path):
+        yield row
 
 
 def _lang(text: str) -> str:
