@@ -49,6 +49,14 @@ def distress_floor(p_distress: float, feats: Any) -> float:
     return p_distress
 
 
+def with_distress_mass(category_probs: dict[str, float], p_distress: float) -> dict[str, float]:
+    """The category distribution of a distressed writer: the distress probability goes to mental_health,
+    the rest keeps its shape (sorted, rounded)."""
+    shares = {k: v * (1 - p_distress) for k, v in category_probs.items()}
+    shares["mental_health"] = shares.get("mental_health", 0.0) + p_distress
+    return {k: round(v, 4) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
+
+
 def harm_evidence(p_harm: float, threshold: float, sharpness: float = EVIDENCE_SHARPNESS) -> float:
     """p_harm re-centred on the threshold: sigmoid(sharpness * (logit(p_harm) - logit(threshold))).
 
@@ -70,11 +78,7 @@ def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: di
     top_cat = max(risky, key=risky.get) if risky else "none"
     if distressed and policy.get("mental_health"):
         category = "mental_health"  # the writer's safety comes first, whatever else the request touches
-        # ... and the reported distribution says so: the distress probability goes to mental_health,
-        # the rest keeps its shape.
-        shares = {k: v * (1 - p_distress) for k, v in category_probs.items()}
-        shares["mental_health"] = shares.get("mental_health", 0.0) + p_distress
-        category_probs = {k: round(v, 4) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
+        category_probs = with_distress_mass(category_probs, p_distress)  # ... and the distribution says so
     elif harmful:
         category = top_cat
     else:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 
 from pearlpoint.policy import Policy, get_policy
-from pearlpoint.risk.decision import distress_floor
+from pearlpoint.risk.decision import distress_floor, with_distress_mass
 from pearlpoint.risk.features import extract
 from pearlpoint.risk.inputs import language_of, prepare
 from pearlpoint.risk.schema import (
@@ -79,8 +79,7 @@ def to_assessment(j: BaseModel, text: str, policy: Policy, assessor: str = "llm"
         cat = policy.get("mental_health")
         level = RiskLevel.R1 if level == RiskLevel.R0 else level
         intent = Intent.risk_inquiry if level != RiskLevel.R2 else intent
-        probs = {k: v * (1 - vul) for k, v in probs.items()}
-        probs["mental_health"] = probs.get("mental_health", 0.0) + vul
+        probs = with_distress_mass(probs, vul)
     if cat.id == "none" and level != RiskLevel.R0 and p < 0.5 and vul < 0.5:
         level = RiskLevel.R0  # a consistent answer: no category, no risk
     ben = max(0.0, 1.0 - vul - mal)
