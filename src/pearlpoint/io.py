@@ -222,28 +222,49 @@ def iter_rows(source: str | Path, field: str | None = None) -> Iterator[Row]:
         yield _check_field(row, field, path)
 
 
+def repair_torn_tail(path: Path) -> int:
+    """Cut a torn last line (no trailing newline) off ``path``; returns the bytes removed.
+
+    A record is only complete once its newline is on disk, so anything after the last newline
+    is a write that a crash interrupted; the row it belonged to is simply redone.
+    """
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        # walk back to the last newline in blocks
+        pos = size
+        block = 65536
+        keep = 0
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            idx = chunk.rfind(b"\n")
+            if idx >= 0:
+                keep = start + idx + 1
+                break
+            pos = start
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return size - keep
+
+
 class AppendWriter:
     """Append JSON lines durably: each line is written whole, flushed and fsynced."""
 
     def __init__(self, path: str | Path, *, fsync: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_torn_tail()
+        repair_torn_tail(self.path)
         self._fh = open(self.path, "ab")
         self._fsync = fsync
-
-    def _repair_torn_tail(self) -> None:
-        """A crash can leave a last line without its newline; cut it off so appends stay valid."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
-        with open(self.path, "rb+") as fh:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) == b"\n":
-                return
-            fh.seek(0)
-            data = fh.read()
-            cut = data.rfind(b"\n") + 1
-            fh.truncate(cut)
 
     def write(self, obj: Any) -> None:
         if hasattr(obj, "model_dump_json"):
@@ -307,12 +328,20 @@ def lines_done(out: str | Path) -> tuple[set[int], int]:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write a whole JSON document so a reader never sees half of it."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, ensure_ascii=False, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(p)
+    """Write JSON to a temporary file and rename it over ``path``: readers never see half a file."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, ensure_ascii=False, indent=2, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

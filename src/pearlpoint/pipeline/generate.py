@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pearlpoint.errors import BudgetExceeded, InputError, PearlError
+from pearlpoint.io import write_json_atomic
 from pearlpoint.pipeline.inputs import PromptReader, PromptRow
 from pearlpoint.pipeline.runner import BatchReport, ProgressSink, Responder, run_batch
 from pearlpoint.pipeline.store import (
@@ -25,7 +26,6 @@ from pearlpoint.pipeline.store import (
     RUN_FILE,
     read_run_json,
     scan_winners,
-    write_json_atomic,
 )
 
 

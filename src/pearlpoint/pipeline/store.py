@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pearlpoint.io import repair_torn_tail
 
 RECORDS_FILE = "records.jsonl"
 SHARD_GLOB = "records-*.jsonl"
@@ -33,40 +34,6 @@ def record_files(run_dir: str | Path) -> list[Path]:
         files.append(main)
     files.extend(sorted(run_dir.glob(SHARD_GLOB)))
     return files
-
-
-def repair_torn_tail(path: Path) -> int:
-    """Cut a torn last line (no trailing newline) off ``path``; returns the bytes removed.
-
-    A record is only complete once its newline is on disk, so anything after the last newline
-    is a write that a crash interrupted; the row it belonged to is simply redone.
-    """
-    if not path.exists():
-        return 0
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with open(path, "rb+") as fh:
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return 0
-        # walk back to the last newline in blocks
-        pos = size
-        block = 65536
-        keep = 0
-        while pos > 0:
-            start = max(0, pos - block)
-            fh.seek(start)
-            chunk = fh.read(pos - start)
-            idx = chunk.rfind(b"\n")
-            if idx >= 0:
-                keep = start + idx + 1
-                break
-            pos = start
-        fh.truncate(keep)
-        fh.flush()
-        os.fsync(fh.fileno())
-        return size - keep
 
 
 def iter_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -228,24 +195,6 @@ class RecordWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write JSON to a temporary file and rename it over ``path``: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, ensure_ascii=False, indent=2, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_run_json(run_dir: str | Path) -> dict[str, Any]:
