@@ -8,12 +8,14 @@ STAMP := $(VENV)/.pearl-installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt scripts/install-llama.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: otherwise the resolver picks a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,dev]"
+	# llama.cpp: a portable x86-64 build by default (PEARL_LLAMA_BUILD=native opts in), cached per flags.
+	bash scripts/install-llama.sh $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
 demo: install
