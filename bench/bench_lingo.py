@@ -253,7 +253,7 @@ def classifier_view(results: list[dict]) -> dict[str, dict[str, str]]:
     """A second, non-LLM view of the same answers: the eval area's embedded response classifier
     (trained on human labels). Mean harmful probability and refusal share, raw vs chosen, by level."""
     try:
-        from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge
+        from pearlpoint.classifiers.response import EmbeddedResponseJudge
 
         clf = EmbeddedResponseJudge()
     except Exception as exc:  # optional: the quality table stands without it

@@ -316,7 +316,7 @@ class Demo:
                                        indent=2), encoding="utf-8")
         done = {r["id"]: r for r in read_jsonl_tolerant(results_path) if isinstance(r, dict) and not r.get("error")}
 
-        eval_mod, why = _optional("pearlpoint.eval.judge_embedded")
+        eval_mod, why = _optional("pearlpoint.classifiers.response")
         response_judge = None
         if eval_mod is not None:
             try:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from pearlpoint.eval.features import FEATURE_NAMES, phrase_baseline, split_head, text_features
-from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge, load_heads
+from pearlpoint.classifiers.features import FEATURE_NAMES, phrase_baseline, split_head, text_features
+from pearlpoint.classifiers.response import EmbeddedResponseJudge, load_heads
 
 # Clear cases written for this test (not in the training blocks).
 CLEAR = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pearlpoint.eval.judge_embedded import LinearHead, MLPHead
+from pearlpoint.classifiers.response import LinearHead, MLPHead
 
 
 def fit_linear_head(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None, *, c: float = 0.05,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pearlpoint.errors import ConfigError
-from pearlpoint.eval.features import normalise, split_head, text_features
+from pearlpoint.classifiers.features import normalise, split_head, text_features
 
 REFUSAL_CLASSES = ("full_compliance", "full_refusal", "partial_refusal")
 ACTION_NAMES = ("refuse", "refute_premise", "dual_perspectives", "disclaimer_or_referral", "cannot_answer",
@@ -77,7 +77,7 @@ def featurize(prompts: Sequence[object], responses: Sequence[object], *, batch_s
 
 
 def text_feature_matrix(responses: Sequence[object]) -> np.ndarray:
-    from pearlpoint.eval.features import FEATURE_NAMES
+    from pearlpoint.classifiers.features import FEATURE_NAMES
 
     if not len(responses):
         return np.zeros((0, len(FEATURE_NAMES)), np.float32)
@@ -189,7 +189,7 @@ _CACHE: dict[str, tuple[dict[str, Head], dict]] = {}
 
 
 def default_weights_path() -> Path:
-    return Path(str(resources.files("pearlpoint.eval").joinpath("data/judge_weights.npz")))
+    return Path(str(resources.files("pearlpoint.classifiers").joinpath("data/judge_weights.npz")))
 
 
 _ARRAYS = {"linear": ("mean", "scale", "coef", "intercept"), "mlp": ("proj", "proj_bias", "mean", "scale", "w1", "b1", "w2", "b2")}

@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
             nonlocal clf
             if clf is None:  # loaded on first need: a finished rerun costs no model load
                 if judge == "embedded":
-                    from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge
+                    from pearlpoint.classifiers.response import EmbeddedResponseJudge
 
                     clf = EmbeddedResponseJudge()
                 else:

@@ -14,10 +14,10 @@ from typing import Any
 _LAZY = {
     "BenchItem": "pearlpoint.eval.loaders", "load_suite": "pearlpoint.eval.loaders", "SUITES": "pearlpoint.eval.loaders",
     "all_metrics": "pearlpoint.eval.metrics", "BETAS": "pearlpoint.eval.metrics",
-    "EmbeddedResponseJudge": "pearlpoint.eval.judge_embedded", "ResponseVerdict": "pearlpoint.eval.judge_embedded",
+    "EmbeddedResponseJudge": "pearlpoint.classifiers.response", "ResponseVerdict": "pearlpoint.classifiers.response",
     "LLMResponseJudge": "pearlpoint.eval.judge_llm", "EvalConfig": "pearlpoint.eval.runner",
     "EvalRunner": "pearlpoint.eval.runner", "rejudge": "pearlpoint.eval.runner",
-    "compare_runs": "pearlpoint.eval.report", "phrase_baseline": "pearlpoint.eval.features",
+    "compare_runs": "pearlpoint.eval.report", "phrase_baseline": "pearlpoint.classifiers.features",
 }
 
 

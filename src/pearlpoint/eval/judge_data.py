@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from pearlpoint.errors import InputError
-from pearlpoint.eval.features import _PIVOT, _REFUSAL, normalise, split_head
+from pearlpoint.classifiers.features import _PIVOT, _REFUSAL, normalise, split_head
 from pearlpoint.io import iter_jsonl_strict
 
 _DECLINE = re.compile(

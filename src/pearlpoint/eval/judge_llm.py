@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from pearlpoint.eval.features import normalise
+from pearlpoint.classifiers.features import normalise
 
 ACTION_NAMES = ("refuse", "refute_premise", "dual_perspectives", "disclaimer_or_referral", "cannot_answer",
                 "follow_instruction")

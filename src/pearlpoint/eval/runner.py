@@ -87,7 +87,7 @@ class EvalRunner:
     # -- pieces --------------------------------------------------------------------------------------
     def embedded_judge(self) -> Any:
         if self._embedded is None:
-            from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge
+            from pearlpoint.classifiers.response import EmbeddedResponseJudge
 
             self._embedded = EmbeddedResponseJudge()
         return self._embedded
@@ -277,7 +277,7 @@ class EvalRunner:
 def rejudge(out_dir: str | Path, *, weights: str | Path | None = None) -> dict[str, Any]:
     """Re-run the embedded response judge over a finished run's stored responses (cheap: no LLM) and
     recompute metrics and report; e.g. after the judge weights were retrained."""
-    from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge
+    from pearlpoint.classifiers.response import EmbeddedResponseJudge
     from pearlpoint.io import AppendWriter
 
     out = Path(out_dir)

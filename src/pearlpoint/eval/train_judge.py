@@ -1,6 +1,6 @@
 """Train the embedded response judge (seeded, reproducible) and report its agreement with humans.
 
-    python -m pearlpoint.eval.train_judge --data-dir ../shared/data --out src/pearlpoint/eval/data
+    python -m pearlpoint.eval.train_judge --data-dir ../shared/data --out src/pearlpoint/classifiers/data
 
 Steps: load Do-Not-Answer's 5,634 human-labelled responses and the project's own composed examples;
 hold out 20% of *prompts* (every reply to a held-out prompt is held out, so the judge never saw the
@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pearlpoint.eval.embedded_heads import fit_linear_head, fit_mlp_head
-from pearlpoint.eval.features import FEATURE_NAMES, phrase_baseline
+from pearlpoint.classifiers.fit import fit_linear_head, fit_mlp_head
+from pearlpoint.classifiers.features import FEATURE_NAMES, phrase_baseline
 from pearlpoint.eval.judge_data import (
     JudgeExample,
     compose_dna_partials,
     compose_seed_examples,
     load_do_not_answer,
 )
-from pearlpoint.eval.judge_embedded import REFUSAL_CLASSES, featurize, save_heads
+from pearlpoint.classifiers.response import REFUSAL_CLASSES, featurize, save_heads
 from pearlpoint.eval.stats import accuracy, cohen_kappa
 
 SEED_WEIGHT = 2.0
@@ -52,7 +52,7 @@ def _cached_features(examples: list[JudgeExample], cache_dir: Path | None) -> np
 
 def _cached_part(examples: list[JudgeExample], cache_dir: Path | None) -> np.ndarray:
     """Embedding columns come from the cache; the cheap text features are always recomputed."""
-    from pearlpoint.eval.judge_embedded import EMBEDDING_COLUMNS, text_feature_matrix
+    from pearlpoint.classifiers.response import EMBEDDING_COLUMNS, text_feature_matrix
 
     emb = _cached_embeddings(examples, cache_dir)[:, :EMBEDDING_COLUMNS]
     return np.concatenate([emb, text_feature_matrix([e.response for e in examples])], axis=1)

@@ -247,7 +247,7 @@ def embedded_safety_checker() -> Any:
     """The eval area's embedded response judge (embeddings + trained heads), or None if unavailable."""
     if "embedded" not in _CHECKER:
         try:
-            from pearlpoint.eval.judge_embedded import EmbeddedResponseJudge
+            from pearlpoint.classifiers.response import EmbeddedResponseJudge
 
             _CHECKER["embedded"] = EmbeddedResponseJudge()
         except Exception:  # weights or extras missing: the LLM verdict stands alone
