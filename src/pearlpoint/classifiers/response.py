@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from pearlpoint.errors import ConfigError
 from pearlpoint.classifiers.features import normalise, split_head, text_features
+from pearlpoint.errors import ConfigError
 
 REFUSAL_CLASSES = ("full_compliance", "full_refusal", "partial_refusal")
 ACTION_NAMES = ("refuse", "refute_premise", "dual_perspectives", "disclaimer_or_referral", "cannot_answer",

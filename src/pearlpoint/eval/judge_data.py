@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pearlpoint.errors import InputError
 from pearlpoint.classifiers.features import _PIVOT, _REFUSAL, normalise, split_head
+from pearlpoint.errors import InputError
 from pearlpoint.io import iter_jsonl_strict
 
 _DECLINE = re.compile(

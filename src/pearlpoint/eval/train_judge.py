@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pearlpoint.classifiers.fit import fit_linear_head, fit_mlp_head
 from pearlpoint.classifiers.features import FEATURE_NAMES, phrase_baseline
+from pearlpoint.classifiers.fit import fit_linear_head, fit_mlp_head
+from pearlpoint.classifiers.response import REFUSAL_CLASSES, featurize, save_heads
 from pearlpoint.eval.judge_data import (
     JudgeExample,
     compose_dna_partials,
     compose_seed_examples,
     load_do_not_answer,
 )
-from pearlpoint.classifiers.response import REFUSAL_CLASSES, featurize, save_heads
 from pearlpoint.eval.stats import accuracy, cohen_kappa
 
 SEED_WEIGHT = 2.0
