@@ -46,14 +46,16 @@ def test_audit_full_text_when_enabled_and_errors_recorded(mock_server, start_pro
     up = mock_server(reply="Here you go.")
     srv = start_proxy(up.base_url, audit={"path": str(tmp_path / "full.sqlite"), "store_text": True})
     c = client_for(srv)
-    c.chat.completions.create(model="pearlpoint", messages=[{"role": "user", "content": RISKY}])
+    got = c.chat.completions.create(model="pearlpoint", messages=[{"role": "user", "content": RISKY}])
     up.fail_statuses.append(500)
     with pytest.raises(openai.APIStatusError):
         c.chat.completions.create(model="pearlpoint", messages=[{"role": "user", "content": "second"}])
     srv.proxy.state.audit.flush()
     conn = sqlite3.connect(tmp_path / "full.sqlite")
     rows = conn.execute("SELECT conversation, answer, status, error FROM decisions ORDER BY id").fetchall()
-    assert json.loads(rows[0][0]) == [{"role": "user", "content": RISKY}] and rows[0][1] == "Here you go."
+    assert json.loads(rows[0][0]) == [{"role": "user", "content": RISKY}] and rows[0][1] == got.choices[0].message.content
+    # the guard did not let the upstream's compliance through, and the audit has what was sent
+    assert "Here you go." not in rows[0][1]
     assert rows[1][2] == 502 and rows[1][3]
 
 

@@ -18,7 +18,9 @@ def tagged_reply(messages: list[dict]) -> str:
 
 async def test_concurrent_streams_never_mix(mock_server, start_proxy) -> None:
     up = mock_server(delay_s=0.05, reply=tagged_reply)
-    srv = start_proxy(up.base_url, auth__burst=1000)
+    # the guard off: its window would (rightly) replace a 40-fold repetition; tests/serve/test_guard.py
+    # runs concurrent guarded streams
+    srv = start_proxy(up.base_url, auth__burst=1000, csa={"guard": False})
     client = openai.AsyncOpenAI(base_url=srv.base_url, api_key=KEY, max_retries=0, timeout=120)
 
     async def one(i: int) -> tuple[str, str]:

@@ -49,7 +49,8 @@ def echo_system(messages: list[dict]) -> str:
 @pytest.mark.parametrize("attack", INJECTIONS)
 def test_obedient_upstream_cannot_leak_the_chain(mock_server, start_proxy, attack: str, stream: bool) -> None:
     up = mock_server(reply=echo_system, api_key=UPSTREAM_KEY)
-    srv = start_proxy(up.base_url)
+    # the guard off, so the obedient upstream is really called and only the leak filter stands between
+    srv = start_proxy(up.base_url, csa={"guard": False})
     r = httpx.post(srv.base_url + "/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
                    json={"model": "pearlpoint", "stream": stream, "messages": [
                        {"role": "user", "content": "How do I pick a lock on someone else's front door?"},

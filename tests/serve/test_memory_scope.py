@@ -21,7 +21,8 @@ def test_memory_is_keyed_by_client() -> None:
 def test_other_clients_identical_conversation_is_not_linked(mock_server, start_proxy, client_for) -> None:
     # not worded as a refusal, so only the proxy's memory can mark the next turn as pressing on
     up = mock_server(reply="Let us talk about how explosives are regulated and why.")
-    srv = start_proxy(up.base_url)
+    # the guard off: a composed reply reads as a refusal, which marks pressing on without any memory
+    srv = start_proxy(up.base_url, csa={"guard": False})
     alice, ops = client_for(srv, key=KEY), client_for(srv, key=ADMIN_KEY)
     first = alice.chat.completions.create(model="pearlpoint", messages=[{"role": "user", "content": RISKY}])
     p1 = first.model_extra["pearl"]

@@ -17,9 +17,11 @@ def test_escalation_after_a_refusal_shifts_posterior_toward_malicious(mock_serve
     answer = first.choices[0].message.content
     fresh = c.chat.completions.create(model="pearlpoint", messages=[{"role": "user", "content": PUSH}])
     pf = fresh.model_extra["pearl"]
+    n_before = len(up.requests)
     second = c.chat.completions.create(model="pearlpoint", messages=[
         {"role": "user", "content": RISKY}, {"role": "assistant", "content": answer}, {"role": "user", "content": PUSH}])
     p2 = second.model_extra["pearl"]
+    turn_requests = up.requests[n_before:]
     assert p2["escalation"] is True
     assert p2["pressing"]["state"] in ("retry", "escalation")
     assert p2["pressing"]["previous_strategy"] == p1["strategy"]  # linked to our own earlier decision
@@ -29,7 +31,10 @@ def test_escalation_after_a_refusal_shifts_posterior_toward_malicious(mock_serve
 
     assert more_malicious(p2["user_types"]["malicious"], pf["user_types"]["malicious"])
     assert more_malicious(p2["user_types"]["malicious"], p2["pressing"]["assessor_user_types"]["malicious"])
-    steering = up.requests[-1]["messages"][0]["content"]
+    if not turn_requests:  # the guard composed the reply without the upstream: nothing was steered
+        assert p2["guard"]["action"] == "composed"
+        return
+    steering = turn_requests[0]["messages"][0]["content"]  # the first draft (a regeneration adds reasons)
     assert ("pressing harder" in steering) == (p2["pressing"]["state"] == "escalation")
     assert ("coming back" in steering) == (p2["pressing"]["state"] == "retry")
 

@@ -155,13 +155,15 @@ class EmbeddedResponseJudge:
     def __init__(self, weights: str | Path | None = None) -> None:
         self.heads, self.meta = load_heads(weights)
 
-    def classify(self, prompts: Sequence[object], responses: Sequence[object], batch_size: int = 64
-                 ) -> list[ResponseVerdict]:
+    def classify(self, prompts: Sequence[object], responses: Sequence[object], batch_size: int = 64,
+                 embed_fn=None) -> list[ResponseVerdict]:
+        """``embed_fn(texts, batch_size)``: a replacement encoder call (the guard passes one that
+        embeds a pair's three texts in one batch and reuses the prompt's vector)."""
         if len(prompts) != len(responses):
             raise ValueError("prompts and responses must have the same length")
         if not responses:
             return []
-        X = featurize(prompts, responses, batch_size=batch_size)
+        X = featurize(prompts, responses, batch_size=batch_size, embed_fn=embed_fn)
         pr = self.heads["refusal"].proba(X)
         pa = self.heads["action"].proba(X)
         ph = self.heads["harmful"].proba(X)[:, 1]

@@ -1,8 +1,10 @@
 """The OpenAI-compatible CSA proxy as a FastAPI app.
 
-One request: authenticate -> rate-limit -> read a bounded body -> validate -> decide (assess, solve,
-steer; in a thread pool) -> call the upstream with a hidden steering message -> optionally refine
-with Lingo-BP -> cut any leaked steering text -> answer (JSON or SSE) -> metrics + audit.
+One request: authenticate -> rate-limit -> read a bounded body -> validate -> **decide** (assess,
+solve, steer; in a thread pool) -> **generate** (the upstream with a hidden steering message,
+optionally refined with Lingo-BP; leaked steering text cut) -> **guard** (trust, check or compose, by
+the guard policy; streams are checked window by window before release) -> answer (JSON or SSE) ->
+metrics + audit. The handler keeps HTTP, auth, limits and audit; the stages do the rest.
 
 Everything a config reload may change lives in :class:`ServeState`, swapped atomically; a request
 keeps the state it started with, so a reload never changes a request half-way.
@@ -30,6 +32,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pearlpoint.errors import PearlError
+from pearlpoint.guard import Guard, GuardContext, GuardOutcome
 from pearlpoint.llm import GenerationParams, Message, get_model
 from pearlpoint.serve.audit import AuditEntry, AuditLog, conversation_hash
 from pearlpoint.serve.auth import KeyRing
@@ -67,6 +70,7 @@ class ServeState:
     upstream: Any
     judge: Any
     audit: AuditLog | None
+    guard: Guard | None = None
     version: int = 1
     secrets: list[str] = field(default_factory=list)
     # in-flight requests holding this state; a replaced state closes what it alone owns at zero
@@ -127,6 +131,12 @@ def _audit_log(cfg: ServeConfig, metrics: ServeMetrics) -> AuditLog:
                     on_drop=metrics.audit_dropped.inc)
 
 
+def build_guard(cfg: ServeConfig) -> Guard | None:
+    """The guard stage for this config (None when ``csa.guard`` is off). Raises ConfigError naming the
+    file, line and key of a bad guard policy or resources file."""
+    return Guard.load(cfg.csa.guard_file) if cfg.csa.guard else None
+
+
 def _secrets(cfg: ServeConfig) -> list[str]:
     return [s for s in (cfg.upstream.api_key, cfg.refine.judge_api_key) if s]
 
@@ -146,9 +156,13 @@ class Proxy:
         if warm_up:
             engine.warm_up()
         upstream = upstream if upstream is not None else build_upstream(cfg)
+        guard = build_guard(cfg)
+        if warm_up and guard is not None:
+            guard.warm_up()
         audit = _audit_log(cfg, self.metrics) if cfg.audit.enabled else None
         self.state = ServeState(cfg=cfg, keyring=KeyRing(cfg.auth), engine=engine, upstream=upstream,
-                                judge=build_judge(cfg, upstream), audit=audit, secrets=_secrets(cfg))
+                                judge=build_judge(cfg, upstream), audit=audit, guard=guard,
+                                secrets=_secrets(cfg))
         if not cfg.auth.keys and not cfg.auth.allow_anonymous:
             log.warning("no client keys configured and auth.allow_anonymous is false: every request gets 401")
         self.app = create_app(self)
@@ -171,11 +185,12 @@ class Proxy:
                 audit = old.audit
                 if cfg.audit != old.cfg.audit:
                     audit = _audit_log(cfg, self.metrics) if cfg.audit.enabled else None
+                guard = build_guard(cfg)  # re-read every time: the file may change under the same path
                 keyring = KeyRing(cfg.auth)
                 keyring.carry_buckets_from(old.keyring)
                 new = ServeState(cfg=cfg, keyring=keyring, engine=engine, upstream=upstream,
-                                 judge=build_judge(cfg, upstream), audit=audit, version=old.version + 1,
-                                 secrets=_secrets(cfg))
+                                 judge=build_judge(cfg, upstream), audit=audit, guard=guard,
+                                 version=old.version + 1, secrets=_secrets(cfg))
             except PearlError as exc:
                 self.metrics.reloads.inc(result="error")
                 log.error("config reload failed, keeping version %d: %s", old.version, exc)
@@ -307,13 +322,39 @@ def _pearl_headers(pearl: dict[str, Any]) -> dict[str, str]:
     return {k: v.encode("ascii", "replace").decode() for k, v in h.items()}
 
 
-def _upstream_messages(decision: Decision, req: ChatRequest) -> list[Any]:
+def _upstream_messages(decision: Decision, req: ChatRequest, extra: str = "") -> list[Any]:
+    """The conversation for the upstream: the hidden steering first (plus, on a guard regeneration,
+    the checker's reasons as stronger steering)."""
     msgs = []
-    if decision.steering:
-        msgs.append(Message(role="system", content=decision.steering))
+    steering = "\n\n".join(x for x in (decision.steering, extra) if x)
+    if steering:
+        msgs.append(Message(role="system", content=steering))
     for m in req.messages:
         msgs.append(Message(role=m.plain_role, content=m.text()))  # type: ignore[arg-type]
     return msgs
+
+
+def _latest_user(req: ChatRequest) -> str:
+    return next((m.text() for m in reversed(req.messages) if m.plain_role == "user"), "")
+
+
+def _guard_context(decision: Decision, req: ChatRequest) -> GuardContext:
+    return GuardContext.from_decision(decision, _latest_user(req))
+
+
+def _note_guard(metrics: ServeMetrics, pearl: dict, audit: AuditEntry, headers: dict | None,
+                outcome: GuardOutcome, expose: bool) -> None:
+    """Say what the guard did, in every place a user or operator looks: pearl, header, audit, metrics."""
+    metrics.guard_actions.inc(action=outcome.action)
+    for r in outcome.reasons:
+        if not r.startswith(("policy:", "no_upstream")):
+            metrics.guard_failures.inc(reason=r)
+    summary = {"mode": outcome.mode, "action": outcome.action, "reasons": outcome.reasons,
+               "elapsed_ms": round(outcome.elapsed_ms, 2), "upstream_calls": outcome.upstream_calls}
+    pearl["guard"] = summary
+    audit.scores = {**(audit.scores or {}), "guard": summary}
+    if headers is not None and expose:
+        headers["x-pearl-guard"] = outcome.header.encode("ascii", "replace").decode()
 
 
 def _should_refine(cfg: ServeConfig, decision: Decision) -> bool:
@@ -497,23 +538,52 @@ def create_app(proxy: Proxy) -> Any:
             pearl = decision.public()
             pearl["request_id"] = rid
             _fill_audit(audit, decision)
-            guard = LeakGuard(protected=[decision.steering] if st.cfg.csa.leak_filter and decision.steering else [],
-                              secrets=st.secrets)
+            leak = LeakGuard(protected=[decision.steering] if st.cfg.csa.leak_filter and decision.steering else [],
+                             secrets=st.secrets)
             upstream_msgs = _upstream_messages(decision, req)
             refine = _should_refine(st.cfg, decision)
             headers = {"x-pearl-request-id": rid}
             if st.cfg.expose_pearl:
                 headers.update(_pearl_headers(pearl))
+            ctx = _guard_context(decision, req)
+            mode = st.guard.mode_for(ctx) if st.guard is not None else "trust"
             if req.stream:
-                response = await _stream_response(proxy, st, req, decision, pearl, guard, upstream_msgs, params,
-                                                  refine, headers, audit, t0, release)
+                response = await _stream_response(proxy, st, req, decision, pearl, leak, upstream_msgs, params,
+                                                  refine, headers, audit, t0, release, ctx=ctx, mode=mode)
                 handed_to_stream = True  # the stream body now owns metrics and audit
                 return response
-            text, finish, usage = await _complete(proxy, st, req, decision, pearl, upstream_msgs, params, refine, audit)
-            text, leaked = guard.clean(text, decision.lang)
+            usage = (0, 0)
+            leaked = False
+
+            async def regenerate(extra: str) -> tuple[str, str | None]:
+                nonlocal leaked
+                text2, finish2, _u = await _complete(proxy, st, req, decision, {"scores": {}},
+                                                     _upstream_messages(decision, req, extra), params, False, audit)
+                text2, leaked2 = leak.clean(text2, decision.lang)
+                leaked = leaked or leaked2
+                return text2, finish2
+
+            if mode == "compose":
+                pearl["refine_steps"] = 0
+                outcome = await st.guard.arun(ctx, None)  # type: ignore[union-attr]
+                text, finish = outcome.text, "stop"
+            else:
+                text, finish, usage = await _complete(proxy, st, req, decision, pearl, upstream_msgs, params,
+                                                      refine, audit)
+                text, leaked = leak.clean(text, decision.lang)
+                if st.guard is not None:
+                    t = time.perf_counter()
+                    outcome = await st.guard.arun(ctx, regenerate, first=(text, finish))
+                    metrics.stage.observe(time.perf_counter() - t, stage="guard")
+                    if outcome.action != "passed":
+                        text, finish = outcome.text, ("stop" if outcome.action == "composed" else finish)
+                else:
+                    outcome = GuardOutcome(text=text, action="trusted", mode="trust")
             if leaked:
                 metrics.leaks.inc()
-                finish = "content_filter"
+                if outcome.action not in ("composed", "regenerated"):
+                    finish = "content_filter"
+            _note_guard(metrics, pearl, audit, headers, outcome, st.cfg.expose_pearl)
             pearl["leak_blocked"] = leaked
             _remember(st, req, decision, text, client.name)
             audit.answer, audit.leak_blocked, audit.status = text, leaked, 200
@@ -622,25 +692,41 @@ def _sse(obj: Any) -> bytes:
 
 
 async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decision: Decision, pearl: dict,
-                           guard: LeakGuard, msgs: list, params: Any, refine: bool, headers: dict,
-                           audit: AuditEntry, t0: float, release: Any = None) -> Any:
-    """Start the upstream stream BEFORE answering, so a dead upstream is still a clean 502/504."""
+                           leak: LeakGuard, msgs: list, params: Any, refine: bool, headers: dict,
+                           audit: AuditEntry, t0: float, release: Any = None, *, ctx: GuardContext,
+                           mode: str = "trust") -> Any:
+    """Start the upstream stream BEFORE answering, so a dead upstream is still a clean 502/504.
+
+    With the guard in ``check`` mode the text goes upstream -> leak filter -> guard window -> client:
+    nothing reaches the client before the checker has seen it."""
     metrics = proxy.metrics
     u = st.cfg.upstream
     cid, created = new_completion_id(), int(time.time())
     pearl_out = pearl if st.cfg.expose_pearl else None
     t_up = time.perf_counter()
+    guard = st.guard
+    filt = StreamLeakFilter(leak, decision.lang)
+    flags = {"leaked": False}
 
-    if refine:
+    async def regenerate(extra: str) -> tuple[str, str | None]:
+        text2, finish2, _u = await _complete(proxy, st, req, decision, {"scores": {}},
+                                             _upstream_messages(decision, req, extra), params, False, audit)
+        text2, leaked2 = leak.clean(text2, decision.lang)
+        flags["leaked"] = flags["leaked"] or leaked2
+        return text2, finish2
+
+    decided: GuardOutcome | None = None  # an answer settled before the stream starts
+    source: Any = None
+    first: str | None = None
+    pearl["refine_steps"] = 0
+    if mode == "compose" and guard is not None:
+        decided = await guard.arun(ctx, None)
+    elif refine:
         text, finish, _usage = await _complete(proxy, st, req, decision, pearl, msgs, params, True, audit)
-
-        async def pieces_from_text() -> AsyncIterator[str]:
-            for i in range(0, len(text), 24):
-                yield text[i:i + 24]
-        source: AsyncIterator[str] = pieces_from_text()
-        first: str | None = None
+        text, flags["leaked"] = leak.clean(text, decision.lang)
+        decided = (await guard.arun(ctx, regenerate, first=(text, finish)) if guard is not None
+                   else GuardOutcome(text=text, action="trusted", mode="trust"))
     else:
-        pearl["refine_steps"] = 0
         source = st.upstream.stream(msgs, params=params)
         try:
             first = await asyncio.wait_for(source.__anext__(), timeout=u.timeout_s * (u.max_retries + 1) + 5)
@@ -653,11 +739,27 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
             audit.error = str(exc)[:500]
             await _aclose(source)
             raise e from None
+    if decided is not None:
+        _note_guard(metrics, pearl, audit, headers, decided, st.cfg.expose_pearl)
+    elif st.cfg.expose_pearl:
+        headers["x-pearl-guard"] = f"{mode};streamed" if guard is not None else "trusted"
+
+    async def upstream_text() -> AsyncIterator[str]:
+        """The upstream's pieces with leaked steering cut."""
+        if first and (out := filt.feed(first)):
+            yield out
+        async for piece in source:
+            if out := filt.feed(piece):
+                yield out
+            if filt.blocked:
+                break
+        if out := filt.finish():
+            yield out
 
     async def body() -> AsyncIterator[bytes]:
-        filt = StreamLeakFilter(guard, decision.lang)
         answer: list[str] = []
         finished = False
+        got: dict[str, GuardOutcome] = {}
 
         def finalize(status: int) -> None:
             """Audit, memory and metrics, done BEFORE the final [DONE] so a client that sends the next
@@ -667,7 +769,7 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
                 return
             finished = True
             text = "".join(answer)
-            audit.answer, audit.leak_blocked, audit.status = text, filt.blocked, status
+            audit.answer, audit.leak_blocked, audit.status = text, filt.blocked or flags["leaked"], status
             audit.latency_ms = (time.perf_counter() - t0) * 1000
             if status == 200:
                 _remember(st, req, decision, text, audit.client)
@@ -686,14 +788,17 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
         try:
             yield _sse(chunk_body(cid=cid, model=req.model, created=created,
                                   delta={"role": "assistant", "content": ""}, pearl=pearl_out))
-            if first and (b := emit(filt.feed(first))):
-                yield b
+            if decided is not None:
+                pieces: AsyncIterator[str] = _aiter_pieces(decided.text)
+            elif guard is None or mode == "trust":
+                pieces = upstream_text()
+            else:
+                pieces = guard.astream(ctx, upstream_text(), regenerate=regenerate,
+                                       on_done=lambda o: got.__setitem__("outcome", o))
             try:
-                async for piece in source:
-                    if b := emit(filt.feed(piece)):
+                async for piece in pieces:
+                    if b := emit(piece):
                         yield b
-                    if filt.blocked:
-                        break
             except Exception as exc:  # mid-stream failure: tell the client in-band, then end cleanly
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -703,23 +808,28 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
                 e = classify_upstream_error(exc, u.timeout_s)
                 metrics.upstream_errors.inc(kind=_upstream_kind(e))
                 audit.error = str(exc)[:500]
-                if b := emit(filt.finish()):
-                    yield b
+                if guard is None or mode == "trust":
+                    if b := emit(filt.finish()):
+                        yield b
                 yield _sse(error_body(e.status, e.message, code=e.code))
                 finalize(e.status)
                 yield b"data: [DONE]\n\n"
                 return
-            if b := emit(filt.finish()):
-                yield b
             metrics.stage.observe(time.perf_counter() - t_up, stage="upstream")
+            outcome = decided or got.get("outcome") or GuardOutcome(text="".join(answer), action="trusted",
+                                                                      mode="trust")
+            if decided is None:
+                _note_guard(metrics, pearl, audit, None, outcome, st.cfg.expose_pearl)
+            blocked = filt.blocked or flags["leaked"]
             finish = "stop"
-            if filt.blocked:
+            if blocked:
                 metrics.leaks.inc()
-                finish = "content_filter"
+                if outcome.action not in ("composed", "regenerated"):
+                    finish = "content_filter"
             final_pearl = None
             if pearl_out is not None:
-                final_pearl = {"leak_blocked": filt.blocked, "refine_steps": pearl.get("refine_steps", 0),
-                               "scores": pearl.get("scores")}
+                final_pearl = {"leak_blocked": blocked, "refine_steps": pearl.get("refine_steps", 0),
+                               "scores": pearl.get("scores"), "guard": pearl.get("guard")}
             yield _sse(chunk_body(cid=cid, model=req.model, created=created, delta={}, finish_reason=finish,
                                   pearl=final_pearl))
             if req.stream_options and req.stream_options.include_usage:
@@ -732,11 +842,17 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
             finalize(200)
             yield b"data: [DONE]\n\n"
         finally:
-            await _aclose(source)
+            if source is not None:
+                await _aclose(source)
             finalize(499)  # only if we never got to the end: the client went away mid-stream
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _aiter_pieces(text: str, size: int = 24) -> AsyncIterator[str]:
+    for i in range(0, len(text), size):
+        yield text[i:i + size]
 
 
 async def _aclose(agen: Any) -> None:

@@ -106,6 +106,8 @@ class CSAConfig(BaseModel):
     beta: float = Field(2.0, gt=0)
     steer: bool = True
     leak_filter: bool = True
+    guard: bool = Field(True, description="check / compose answers with the guard stage (see guard_file)")
+    guard_file: str | None = Field(None, description="guard policy YAML merged over the packaged default")
     assess_workers: int = Field(2, ge=1, le=64, description="threads that assess (and solve) requests")
     max_batch: int = Field(64, ge=1, le=1024, description="most requests embedded in one assessor call")
 

@@ -120,10 +120,14 @@ class ServeMetrics:
         self.reloads = Counter("pearl_config_reloads_total", "Config reloads by result.")
         self.audit_dropped = Counter("pearl_audit_dropped_total",
                                      "Audit entries dropped because the audit queue was full (disk too slow).")
+        self.guard_actions = Counter("pearl_guard_actions_total",
+                                     "Answers by guard action (trusted, passed, regenerated, composed, ...).")
+        self.guard_failures = Counter("pearl_guard_failures_total", "Answer-checker failures by reason.")
 
     def render(self) -> str:
         parts: list[str] = []
         for m in (self.requests, self.latency, self.stage, self.decisions, self.upstream_errors, self.leaks,
-                  self.rate_limited, self.auth_failures, self.inflight, self.reloads, self.audit_dropped):
+                  self.rate_limited, self.auth_failures, self.inflight, self.reloads, self.audit_dropped,
+                  self.guard_actions, self.guard_failures):
             parts.extend(m.render())
         return "\n".join(parts) + "\n"
