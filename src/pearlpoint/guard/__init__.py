@@ -9,7 +9,7 @@ from pearlpoint.guard.checker import AnswerChecker, CheckResult, Reason, default
 from pearlpoint.guard.composer import Composer, compose, load_resources
 from pearlpoint.guard.context import GuardContext
 from pearlpoint.guard.policy import GuardPolicy, load_guard_policy
-from pearlpoint.guard.stage import Guard, GuardOutcome, get_guard
+from pearlpoint.guard.stage import Guard, GuardOutcome, advice, get_guard
 
 __all__ = ["AnswerChecker", "CheckResult", "Composer", "Guard", "GuardContext", "GuardOutcome", "GuardPolicy",
-           "Reason", "compose", "default_checker", "get_guard", "load_guard_policy", "load_resources"]
+           "Reason", "advice", "compose", "default_checker", "get_guard", "load_guard_policy", "load_resources"]

@@ -12,12 +12,15 @@ window of text and checking it before it is released.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from pearlpoint.guard.checker import AnswerChecker, CheckResult, default_checker
 from pearlpoint.guard.composer import Composer, load_resources
@@ -82,7 +85,7 @@ class Guard:
         """Stronger steering for the one regeneration: the failed reasons, as instructions."""
         from pearlpoint.prompts import render
 
-        return render("guard_resteer", ctx.lang, reasons=reasons).strip()
+        return render("guard_resteer", ctx.lang, advice=[advice(r, ctx.lang) for r in reasons]).strip()
 
     def _may_release_on_style(self, ctx: GuardContext, result: CheckResult) -> bool:
         """A benign request (R0, not declined) whose drafts failed only on style: the draft is better
@@ -261,6 +264,17 @@ def _release_point(buf: str, released: int, hold: int) -> int:
 
 def _pieces(text: str, size: int = 24) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)] or []
+
+
+@functools.cache
+def _advice() -> dict[str, dict[str, str]]:
+    return yaml.safe_load((Path(__file__).parent / "data" / "advice.yaml").read_text(encoding="utf-8"))
+
+
+def advice(reason: str, lang: str = "en") -> str:
+    """What to change for a failed checker reason, as an instruction (steering and Lingo-BP feedback)."""
+    table = _advice()["zh" if lang == "zh" else "en"]
+    return table.get(reason, table["degenerate"])
 
 
 _GUARD: dict[str, Guard] = {}

@@ -54,6 +54,9 @@ class LingoConfig(BaseModel):
     safety_check: Literal["auto", "off", "embedded"] = Field(
         "auto", description="cross-check the safety verdict with the embedded response classifier; "
                             "auto = only when the judge is the embedded model")
+    guard: bool = Field(True, description="feed the answer checker's failed reasons back as judge feedback, and "
+                                          "guard the chosen answer (check / regenerate / compose) at the end")
+    guard_file: Path | None = Field(None, description="guard policy YAML merged over the packaged default")
     max_attempts: int = Field(2, ge=1, le=5, description="structured-output tries per call (re-asks count)")
     adaptive: bool = Field(True, description="skip a mode whose objective is already perfect")
     early_stop: bool = True

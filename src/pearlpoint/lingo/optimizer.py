@@ -126,6 +126,25 @@ class _Run:
         if check == "auto":
             check = "embedded" if str(getattr(judge_model, "name", "")).startswith("embedded") else "off"
         self.safety_check = check
+        self.guard: Any = None
+        self.guard_ctx: Any = None  # set by respond_async once the decision is known
+
+    async def guard_feedback(self, verdict: JudgeResult, answer: str, chain: SafetyChain) -> JudgeResult:
+        """The answer checker's failed reasons, folded into the judges' verdict (see apply_guard_check)."""
+        if self.guard is None or self.guard_ctx is None:
+            return verdict
+        import asyncio
+        import dataclasses
+
+        from pearlpoint.chain.steering import steering_message
+        from pearlpoint.lingo.judges import apply_guard_check
+
+        ctx = dataclasses.replace(self.guard_ctx, chain=chain, steering=steering_message(chain, self.lang))
+        try:
+            check = await asyncio.to_thread(self.guard.check, ctx, answer)
+        except Exception as exc:  # noqa: BLE001 - the checker is extra evidence, never a reason to fail
+            return verdict.model_copy(update={"checks": {**(verdict.checks or {}), "guard_error": str(exc)[:200]}})
+        return apply_guard_check(verdict, check, self.lang)
 
     def calls_left(self) -> int | None:
         if self.config.max_calls is None:
@@ -161,6 +180,7 @@ class _Run:
                                               max_attempts=self.config.max_attempts,
                                               max_chars=self.config.max_prompt_chars,
                                               safety_check=self.safety_check)
+                        verdict = await self.guard_feedback(verdict, it.answer, chain)
                         it.judges = verdict.model_dump(mode="json")
                         it.satisfaction, it.safety = verdict.satisfaction.score, verdict.safety.score
                     except BudgetExceeded:
@@ -217,6 +237,7 @@ async def respond_async(query: str | list[Any], *, generator: Any = None, judge:
                     lang=lang, config=config.model_dump(mode="json"),
                     generator=getattr(generator, "name", ""), judge_model=getattr(judge_model, "name", ""))
     record.warnings = warnings  # the same list: stages append to it as they go
+    run: _Run | None = None
     with track_usage() as usage:
         try:
             if assessment is None:
@@ -232,6 +253,12 @@ async def respond_async(query: str | list[Any], *, generator: Any = None, judge:
                        config=config, category=category_label(assessment.category, policy, lang),
                        guideline=record.guideline, usage=usage)
             chain = seed_chain(assessment, solution, policy, lang)
+            if config.guard:
+                from pearlpoint.guard import GuardContext, get_guard
+
+                run.guard = get_guard(config.guard_file)
+                run.guard_ctx = GuardContext.from_parts(query_text, assessment=assessment, solution=solution,
+                                                        chain=chain, lang=lang)
             record.iterates.append(await run.evaluate(chain, step=0, mode="seed", scheduled=None))
             await _optimise(run, record)
         except BudgetExceeded as exc:
@@ -240,10 +267,48 @@ async def respond_async(query: str | list[Any], *, generator: Any = None, judge:
             record.chosen_index = choose_best(record.iterates, config.beta)
             record.usage = usage.snapshot()
             record.elapsed_s = round(time.perf_counter() - started, 3)
-    if record.error is None and record.chosen is None:
+    if run is not None and run.guard is not None and record.error is None:
+        with track_usage() as guard_usage:
+            await _guard_chosen(run, record)
+        extra = guard_usage.snapshot()
+        record.usage = {k: record.usage.get(k, 0) + extra.get(k, 0) for k in set(record.usage) | set(extra)}
+        record.elapsed_s = round(time.perf_counter() - started, 3)
+    if record.error is None and record.chosen is None and not record.final_answer:
         failures = "; ".join(it.error or "" for it in record.iterates if it.error)
         record.error = f"no usable answer: {failures}" if failures else "no usable answer"
     return record
+
+
+async def _guard_chosen(run: _Run, record: Record) -> None:
+    """The guard stage on the chosen answer: what leaves Lingo-BP obeys the same policy as the proxy.
+    On a failure the generator gets one re-steered try, then the composer writes the reply."""
+    import dataclasses
+
+    from pearlpoint.chain.steering import steering_message
+    from pearlpoint.llm import GenerationParams, Message
+
+    chosen = record.chosen
+    chain = chosen.chain if chosen is not None else run.guard_ctx.chain
+    steering = steering_message(chain, run.lang)
+    ctx = dataclasses.replace(run.guard_ctx, chain=chain, steering=steering)
+
+    async def regenerate(extra: str) -> tuple[str, str | None]:
+        msgs = [Message(role="system", content=f"{steering}\n\n{extra}".strip())]
+        msgs += [Message(role=m["role"], content=m["content"]) for m in run.history  # type: ignore[arg-type]
+                 if m.get("role") in ("user", "assistant")]
+        msgs.append(Message(role="user", content=run.query))
+        res = await run.generator.chat(msgs, params=GenerationParams(max_tokens=run.config.max_tokens,
+                                                                     temperature=0.0))
+        return res.text or "", res.finish_reason
+
+    first = (chosen.answer, None) if chosen is not None and chosen.answer.strip() else None
+    try:
+        outcome = await run.guard.arun(ctx, regenerate, first=first)
+    except BudgetExceeded:
+        outcome = await run.guard.arun(ctx, None, first=first)
+    record.guard = outcome.as_dict()
+    if chosen is None or outcome.text != chosen.answer:
+        record.final_answer = outcome.text
 
 
 def _last_good(iterates: list[Iterate]) -> Iterate | None:

@@ -75,6 +75,9 @@ class Record(BaseModel):
     elapsed_s: float = 0.0
     generator: str = ""
     judge_model: str = ""
+    guard: dict[str, Any] | None = Field(None, description="what the guard stage did to the chosen answer: "
+                                         "mode, action (passed, regenerated, composed, ...), reasons")
+    final_answer: str | None = Field(None, description="the answer after the guard, when it differs")
 
     @field_validator("solution", mode="before")
     @classmethod
@@ -96,7 +99,10 @@ class Record(BaseModel):
 
     @property
     def answer(self) -> str:
-        """The reply to show: the chosen iterate's answer ("" when nothing could be generated)."""
+        """The reply to send: the guard's answer when it replaced the chosen one, else the chosen
+        iterate's answer ("" when nothing could be generated)."""
+        if self.final_answer is not None:
+            return self.final_answer
         chosen = self.chosen
         return chosen.answer if chosen is not None else ""
 

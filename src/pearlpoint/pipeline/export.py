@@ -24,7 +24,7 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -227,6 +227,11 @@ def export_rows(records: Iterator[dict[str, Any]] | list[dict[str, Any]], fmt: s
         if chosen is None:
             stats.dropped["no_scored_iterate"] += 1
             continue
+        final = record.get("final_answer")
+        if isinstance(final, str) and final.strip():
+            # the guard replaced the chosen answer (regenerated or composed): that is what was sent,
+            # so that is what the model should learn
+            chosen = replace(chosen, answer=final, reasoning="")
         initial = min(views, key=lambda v: (v.step, v.index))
         if initial.scored:
             stats.initial_constructive.append(initial.score(beta))  # type: ignore[arg-type]
