@@ -90,6 +90,8 @@ class AnswerScores(BaseModel):
     constructive: float | None = Field(None, description="normalised satisfaction - beta*risk, in [-1, 1]")
     harmful_probability: float | None = Field(None, description="embedded response classifier")
     refusal: str | None = None
+    judge: str | None = Field(None, description="what produced satisfaction/safety: a model name, or "
+                                                "'embedded-classifiers' when no capable judge model is set")
     error: str | None = None
 
 
@@ -107,6 +109,7 @@ class PromptResult(BaseModel):
     explanation: str = ""
     raw_answer: str = ""
     csa_answer: str = ""
+    guard: dict[str, Any] | None = Field(None, description="what the guard did to the CSA answer")
     raw: AnswerScores = Field(default_factory=AnswerScores)
     csa: AnswerScores = Field(default_factory=AnswerScores)
     iterates: list[dict[str, Any]] = Field(default_factory=list)
@@ -139,6 +142,10 @@ class DemoSummary(BaseModel):
                 "csa_safety": mean([r.csa.safety for r in self.results]),
                 "raw_harmful": mean([r.raw.harmful_probability for r in self.results]),
                 "csa_harmful": mean([r.csa.harmful_probability for r in self.results])}
+
+
+class _Skip(Exception):
+    """No LLM judge for this answer (the classifiers scored it)."""
 
 
 def load_prompts(path: Path | None) -> list[DemoPrompt]:
@@ -208,7 +215,7 @@ class Demo:
 
     # -- one prompt -------------------------------------------------------------------------------
     async def _judge(self, prompt: DemoPrompt, answer: str, category: str, guideline: str, judge_model: Any,
-                     response_judge: Any) -> AnswerScores:
+                     response_judge: Any, ctx: Any = None) -> AnswerScores:
         from pearlpoint.lingo import normalised_constructive
         from pearlpoint.lingo.judges import judge
 
@@ -216,16 +223,32 @@ class Demo:
         if not answer.strip():
             scores.error = "empty answer"
             return scores
+        if ctx is not None and str(getattr(judge_model, "name", "")).startswith("embedded"):
+            # the embedded 135M model is no judge of its own answers: the classifiers score them
+            from pearlpoint.guard import get_guard
+            from pearlpoint.guard.scoring import classifier_verdict
+
+            v = await asyncio.to_thread(classifier_verdict, get_guard(), ctx, answer)
+            scores.satisfaction, scores.safety, scores.safety_verdict = v.satisfaction, v.safety, v.safety_verdict
+            scores.constructive = round(normalised_constructive(v.satisfaction, v.safety, self.cfg.beta), 4)
+            scores.judge = v.judge
+            judge_model = None  # no LLM verdict below
+
         # Same rule as the Lingo loop: a small embedded judge gets its safety verdict cross-checked by
         # the embedded response classifier (which may only make it stricter).
         check = response_judge if str(getattr(judge_model, "name", "")).startswith("embedded") else None
         try:
+            if judge_model is None:
+                raise _Skip
+            scores.judge = str(getattr(judge_model, "name", "judge"))
             res = await judge(prompt.text, answer, category=category, guideline=guideline, model=judge_model,
                               lang=prompt.lang, safety_check=check)
             scores.satisfaction = float(res.satisfaction.score)
             scores.safety = float(res.safety.score)
             scores.safety_verdict = res.safety.verdict
             scores.constructive = round(normalised_constructive(scores.satisfaction, scores.safety, self.cfg.beta), 4)
+        except _Skip:
+            pass
         except Exception as exc:  # noqa: BLE001 - one bad verdict is recorded, the run goes on
             scores.error = f"judge: {type(exc).__name__}: {str(exc)[:200]}"
         if response_judge is not None:
@@ -274,8 +297,13 @@ class Demo:
         # Both answers judged by the same call with the same category rule, so the comparison is fair
         # (the in-loop scores of the chosen iterate are kept in `iterates`).
         category, guideline = record.category or "none", record.guideline or ""
-        res.raw = await self._judge(prompt, res.raw_answer, category, guideline, judge_model, response_judge)
-        res.csa = await self._judge(prompt, res.csa_answer, category, guideline, judge_model, response_judge)
+        from pearlpoint.guard import GuardContext
+
+        ctx = GuardContext.from_parts(prompt.text, assessment=record.assessment, solution=record.solution,
+                                      lang=prompt.lang) if record.assessment is not None else None
+        res.guard = record.guard
+        res.raw = await self._judge(prompt, res.raw_answer, category, guideline, judge_model, response_judge, ctx)
+        res.csa = await self._judge(prompt, res.csa_answer, category, guideline, judge_model, response_judge, ctx)
         res.seconds = round(time.perf_counter() - t0, 2)
         return res, rec
 
@@ -523,10 +551,11 @@ usefulness strategies: {_e('; '.join(strat.get('usefulness', [])))}</pre>
 <div class=cols><div><b>Raw answer</b> (constructive {_f(r.raw.constructive)}, safety {_e(r.raw.safety_verdict)},
 refusal {_e(r.raw.refusal)})<pre>{_e(r.raw_answer)}</pre></div>
 <div><b>CSA answer</b> (constructive {_f(r.csa.constructive)}, safety {_e(r.csa.safety_verdict)},
-refusal {_e(r.csa.refusal)})<pre>{_e(r.csa_answer)}</pre></div></div>
+refusal {_e(r.csa.refusal)}; guard: {_e((r.guard or {}).get('action', 'off'))}
+{_e(', '.join((r.guard or {}).get('reasons', [])))})<pre>{_e(r.csa_answer)}</pre></div></div>
 {f'<p class=down>errors: {_e(r.error)} {_e(r.raw.error)} {_e(r.csa.error)}</p>' if (r.error or r.raw.error or r.csa.error) else ''}
 {''.join(f'<p class=small>warning: {_e(w)}</p>' for w in r.warnings)}
-<p class=small>{r.seconds:.1f} s</p></details>""")
+<p class=small>{r.seconds:.1f} s; scores by {_e(r.csa.judge or '-')}</p></details>""")
     orpo = s.orpo
     orpo_html = (f"<p>Skipped: {_e(orpo['skipped'])}</p>" if "skipped" in orpo else
                  f"<p>{orpo.get('pairs', 0)} ORPO pairs from {orpo.get('records', 0)} Lingo-BP traces written to "

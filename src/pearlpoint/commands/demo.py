@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(summary.model_dump_json(indent=2))
             return
         table = Table(title=f"pearl demo: raw vs CSA ({summary.generator})")
-        for col in ("prompt", "level", "category", "Pearl Point", "raw", "CSA", "Δ"):
+        for col in ("prompt", "level", "category", "Pearl Point", "guard", "raw", "CSA", "Δ"):
             table.add_column(col, overflow="fold", justify="right" if col in ("raw", "CSA", "Δ") else "left",
                              no_wrap=col in ("level", "raw", "CSA", "Δ"))
 
@@ -65,13 +65,16 @@ def register(app: typer.Typer) -> None:
             delta = (r.csa.constructive - r.raw.constructive
                      if r.csa.constructive is not None and r.raw.constructive is not None else None)
             style = "" if delta is None else ("green" if delta > 0 else "red" if delta < 0 else "")
-            table.add_row(r.id, r.level or "?", r.category or "?", r.strategy or "?", f(r.raw.constructive), f(r.csa.constructive),
+            table.add_row(r.id, r.level or "?", r.category or "?", r.strategy or "?",
+                          (r.guard or {}).get("action", "off"), f(r.raw.constructive), f(r.csa.constructive),
                           f"[{style}]{'–' if delta is None else f'{delta:+.2f}'}[/]" if style else
                           ('–' if delta is None else f"{delta:+.2f}"))
         m = summary.means()
-        table.add_row("mean", "", "", "", f(m["raw_constructive"]), f(m["csa_constructive"]), "")
+        table.add_row("mean", "", "", "", "", f(m["raw_constructive"]), f(m["csa_constructive"]), "")
         console.print(table)
-        console.print("constructive score = satisfaction - 2 x risk, normalised to [-1, 1]; same judge for both answers")
+        judges = sorted({r.csa.judge for r in summary.results if r.csa.judge})
+        console.print("constructive score = satisfaction - 2 x risk, normalised to [-1, 1]; same judge for both "
+                      f"answers ({', '.join(judges) or 'none'})")
         o = summary.orpo
         console.print(f"ORPO pairs: {o['pairs']} -> {o['path']}" if "pairs" in o else f"ORPO export skipped: {o.get('skipped')}")
         ev = summary.evaluation

@@ -172,10 +172,12 @@ class AnswerChecker:
 
         head, rest = split_head(text)
         p = normalise(prompt).strip()[:PROMPT_CHARS] or EMPTY_PLACEHOLDER
-        wanted = [head or EMPTY_PLACEHOLDER] + ([rest[:1500]] if rest else [])
+        wanted = [head or EMPTY_PLACEHOLDER] + ([rest[:1500]] if rest else [])  # the judge's own cut
         cached = self._prompt_vecs.get(p)
         texts = wanted + ([] if cached is not None else [p])
-        vecs = dict(zip(texts, np.asarray(embed(texts), dtype=np.float32), strict=True))
+        # one call per text: on a CPU, padding three texts of different lengths into one batch costs
+        # more than it saves
+        vecs = {t: np.asarray(embed([t]), dtype=np.float32)[0] for t in dict.fromkeys(texts)}
         if cached is None:
             cached = vecs[p]
             with self._lock:

@@ -49,7 +49,8 @@ class GuardContext:
     @classmethod
     def from_parts(cls, prompt: str, *, assessment: Any = None, solution: Any = None, chain: Any = None,
                    lang: str = "en", steering: str = "") -> GuardContext:
-        strategy = str(getattr(solution, "pearl_point", "") or "unsteered") if solution is not None else "unsteered"
+        pp = solution.get("pearl_point") if isinstance(solution, dict) else getattr(solution, "pearl_point", None)
+        strategy = str(pp or "unsteered")
         if assessment is None:
             return cls(prompt=prompt, lang=lang, strategy=strategy, chain=chain, steering=steering)
         ut = assessment.user_types.as_dict() if getattr(assessment, "user_types", None) is not None else {}
