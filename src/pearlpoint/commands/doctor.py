@@ -65,7 +65,7 @@ def check_extras() -> list[Check]:
             rows.append(Check(f"extra [{extra}]", "fail" if required else "warn", required,
                               "missing: " + ", ".join(missing), f"pip install -e '.[{extra}]'"))
         else:
-            rows.append(Check(f"extra [{extra}]", "ok", required, "installed: " + ", ".join(mods)))
+            rows.append(Check(f"extra [{extra}]", "ok", required, f"installed ({len(mods)} packages)"))
     return rows
 
 
@@ -266,7 +266,7 @@ def register(app: typer.Typer) -> None:
                 table.add_column(col, overflow="fold")
             for r in rows:
                 mark = r.status if r.required or r.status == "ok" else f"{r.status} (optional)"
-                table.add_row(f"[{colour[r.status]}]{mark}[/]", r.check, escape(r.detail), escape(r.fix))
+                table.add_row(f"[{colour[r.status]}]{mark}[/]", escape(r.check), escape(r.detail), escape(r.fix))
             console = Console()
             console.print(table)
             console.print("all required checks pass" if ok else "[red]a required check failed[/]: see the fix column")
