@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pearl-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint smoke doctor bench clean
 
 install: $(STAMP)
 
@@ -25,7 +25,14 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+
+# pearl doctor, then one reply from the embedded model with the response cache off (what CI runs first)
+smoke: install
+	$(BIN)/python scripts/smoke.py
+
+doctor: install
+	$(BIN)/pearl doctor
 
 bench: install
 	$(BIN)/python bench/bench_llm.py

@@ -17,7 +17,7 @@ from pearlpoint.errors import PearlError
 # The order is the order of ``pearl --help``; a module that is missing (an unfinished area or an
 # extra that is not installed) is skipped rather than breaking the whole CLI.
 COMMAND_MODULES = [
-    "chat", "models", "config_cmd", "assess", "solve", "respond", "generate", "export", "train", "convert",
+    "chat", "models", "doctor", "config_cmd", "assess", "solve", "respond", "generate", "export", "train", "convert",
     "eval", "classify", "compare", "serve", "audit", "demo",
 ]
 

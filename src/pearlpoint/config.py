@@ -23,6 +23,11 @@ BackendName = Literal["embedded", "openai", "hf"]
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pearlpoint" / "llm-cache.sqlite"
 
 
+def cache_dir() -> Path:
+    """pearlpoint's cache folder (read at call time, so XDG_CACHE_HOME set later still counts)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pearlpoint"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PEARL_", extra="forbid", validate_default=True)
 

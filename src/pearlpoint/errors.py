@@ -39,6 +39,10 @@ class ModelError(PearlError):
     """A model backend failed in a way retries did not fix (unreachable, bad answer, missing file)."""
 
 
+class BuildError(ModelError):
+    """The installed llama.cpp build cannot run on this machine (it crashed or failed its load check)."""
+
+
 class TransientModelError(ModelError):
     """A failure worth retrying: 429, 5xx, timeout, dropped connection."""
 

@@ -13,11 +13,18 @@ from pearlpoint.commands.common import ConfigOpt, settings_from_flags
 def _status() -> list[tuple[str, bool, str]]:
     rows = []
     try:
+        from pearlpoint.llm.buildcheck import check_llama_build, skip_requested
         from pearlpoint.llm.embedded import find_default_gguf
 
         gguf = find_default_gguf()
-        ok = importlib.util.find_spec("llama_cpp") is not None
-        rows.append(("embedded", ok, f"{gguf.name}" + ("" if ok else " (llama-cpp-python missing)")))
+        if importlib.util.find_spec("llama_cpp") is None:
+            rows.append(("embedded", False, f"{gguf.name} (llama-cpp-python missing)"))
+        elif skip_requested():
+            rows.append(("embedded", True, f"{gguf.name} (load check skipped: PEARL_SKIP_LLAMA_CHECK)"))
+        else:
+            # the same child-process check the backend runs, so a build that would crash shows here
+            check = check_llama_build(gguf)
+            rows.append(("embedded", check.ok, gguf.name if check.ok else check.reason))
     except Exception as exc:  # a missing extra is information here, not an error
         rows.append(("embedded", False, str(exc)))
     rows.append(("openai", importlib.util.find_spec("openai") is not None,

@@ -2,7 +2,8 @@
 
 It needs no server and no network, so every pearlpoint job runs on a fresh machine. One llama.cpp
 instance per model file is shared by the process and used by one call at a time (llama.cpp contexts
-are not thread-safe); calls run in a worker thread so the event loop stays free.
+are not thread-safe); calls run in a worker thread so the event loop stays free. Before the first
+load, :mod:`pearlpoint.llm.buildcheck` proves (once per installed build) that llama.cpp runs on this CPU.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from pearlpoint.errors import ConfigError, ModelError
+from pearlpoint.errors import ConfigError, ModelError, PearlError
 from pearlpoint.llm.base import ChatResult, GenerationParams, Message, Usage
+from pearlpoint.llm.buildcheck import ensure_llama_build
 
 _INSTANCES: dict[tuple[str, int], tuple[Any, threading.Lock]] = {}
 _INSTANCES_LOCK = threading.Lock()
@@ -54,12 +56,14 @@ def _load(path: Path, n_ctx: int, n_threads: int | None) -> tuple[Any, threading
     with _INSTANCES_LOCK:
         if key in _INSTANCES:
             return _INSTANCES[key]
+        if not path.is_file():
+            raise ConfigError(f"model file not found: {path} (set PEARL_MODEL_NAME to a .gguf file)")
+        # before llama.cpp enters this process: a build that faults here would kill it silently
+        ensure_llama_build(path)
         try:
             from llama_cpp import Llama
         except ImportError as exc:
             raise ConfigError("the embedded model needs llama-cpp-python: pip install 'pearlpoint[embedded]'") from exc
-        if not path.is_file():
-            raise ConfigError(f"model file not found: {path} (set PEARL_MODEL_NAME to a .gguf file)")
         try:
             llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or max(1, os.cpu_count() or 1),
                         verbose=False, seed=0)
@@ -164,6 +168,8 @@ class EmbeddedBackend:
                 if kind == "data":
                     yield value
                 elif kind == "error":
+                    if isinstance(value, PearlError):  # a failed build check, already one clear line
+                        raise value
                     raise ModelError(f"{self.name}: generation failed: {value}")
                 else:
                     break
