@@ -29,7 +29,9 @@ from pearlpoint.guard.context import GuardContext
 from pearlpoint.guard.policy import REASONS, GuardPolicy
 
 # Operational structure: numbered or bulleted steps, quantities with units, code.
-_STEP_LINE = re.compile(r"(?m)^\s*(?:\d+[.)、]|step\s*\d+|[-*•])\s*\S|第[一二三四五六七八九十\d]+步|步骤\s*\d")
+_STEP_LINE = re.compile(r"(?m)^\s*(?:\d+[.)、]|step\s*\d+)\s*\S|第[一二三四五六七八九十\d]+步|步骤\s*\d",
+                        re.IGNORECASE)
+_BULLET = re.compile(r"(?m)^\s*[-*•]\s*\S")  # weaker evidence: offers and resources are bulleted too
 _QUANTITY = re.compile(r"\b\d+(?:[.,]\d+)?\s*(?:g|grams?|kg|mg|ml|l|litres?|liters?|oz|ounces?|cups?|%|percent|"
                        r"°\s*[cf]|degrees|mol|psi|volts?|mm|cm|inch(?:es)?)\b|\d+\s*(?:克|毫升|升|毫克|度|摄氏度|厘米)",
                        re.IGNORECASE)
@@ -123,7 +125,7 @@ def echo_score(answer: str, steering: str, n: int = 6) -> float:
 
 def structure_score(text: str) -> float:
     """How procedural the text looks: steps, quantities and code, saturating at 1."""
-    steps = len(_STEP_LINE.findall(text))
+    steps = len(_STEP_LINE.findall(text)) + 0.25 * len(_BULLET.findall(text))
     qty = len(_QUANTITY.findall(text))
     code = len(_CODE.findall(text))
     return float(min(1.0, (steps + 1.5 * qty + 2 * code) / 5.0))
@@ -225,7 +227,9 @@ class AnswerChecker:
         op = harm
         if risky:
             # steps and quantities in a non-refusal answer to a risky request are the harmful kind
-            op = max(op, struct * (1.0 - p_refuse) * max(ctx.harmful_probability, 0.5 if lvl == "R2" else 0.3) * 1.6)
+            # (halved after a refusal: "I can't, but here is how: 1. 2. 3." still fails)
+            op = max(op, struct * (1.0 - p_refuse) * (0.5 if refusal_phrase else 1.0)
+                     * max(ctx.harmful_probability, 0.5 if lvl == "R2" else 0.3) * 1.6)
         scores["operational_harm"] = (min(1.0, op), f"harm_head={harm:.2f} structure={struct:.2f}")
 
         # a bare refusal where the decision wanted something constructive

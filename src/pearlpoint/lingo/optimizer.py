@@ -293,7 +293,9 @@ async def _guard_chosen(run: _Run, record: Record) -> None:
     ctx = dataclasses.replace(run.guard_ctx, chain=chain, steering=steering)
 
     async def regenerate(extra: str) -> tuple[str, str | None]:
-        msgs = [Message(role="system", content=f"{steering}\n\n{extra}".strip())]
+        benign = ctx.level == "R0" and ctx.strategy == "full_answer"
+        # a benign question's retry: a small model answers better without the long steering
+        msgs = [Message(role="system", content=(extra if benign else f"{steering}\n\n{extra}").strip())]
         msgs += [Message(role=m["role"], content=m["content"]) for m in run.history  # type: ignore[arg-type]
                  if m.get("role") in ("user", "assistant")]
         msgs.append(Message(role="user", content=run.query))

@@ -326,7 +326,10 @@ def _upstream_messages(decision: Decision, req: ChatRequest, extra: str = "") ->
     """The conversation for the upstream: the hidden steering first (plus, on a guard regeneration,
     the checker's reasons as stronger steering)."""
     msgs = []
-    steering = "\n\n".join(x for x in (decision.steering, extra) if x)
+    base = decision.steering
+    if extra and decision.level == "R0" and decision.strategy == "full_answer":
+        base = ""  # a benign question's retry: a small model answers better without the long steering
+    steering = "\n\n".join(x for x in (base, extra) if x)
     if steering:
         msgs.append(Message(role="system", content=steering))
     for m in req.messages:
