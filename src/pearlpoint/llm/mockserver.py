@@ -35,8 +35,10 @@ def free_port() -> int:
 class MockServer:
     def __init__(self, *, delay_s: float = 0.0, reply: Reply = "ok", model: str = "mock",
                  fail_statuses: list[int] | None = None, garbage: bool = False, hang: bool = False,
-                 api_key: str | None = None, host: str = "127.0.0.1", port: int | None = None) -> None:
+                 api_key: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+                 cut_after: int | None = None) -> None:
         self.delay_s = delay_s
+        self.cut_after = cut_after  # streamed replies: drop the connection after this many chunks
         self.reply = reply
         self.model = model
         self.fail_statuses = list(fail_statuses or [])  # consumed one per request, then succeed
@@ -88,6 +90,8 @@ class MockServer:
                 async def gen() -> Any:
                     words = text.split(" ")
                     for i, w in enumerate(words):
+                        if self.cut_after is not None and i >= self.cut_after:
+                            raise ConnectionAbortedError("mock: stream cut on purpose")
                         piece = w if i == 0 else " " + w
                         chunk = {"id": "mock-1", "object": "chat.completion.chunk", "created": created,
                                  "model": self.model,

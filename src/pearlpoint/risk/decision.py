@@ -4,8 +4,10 @@ The rules are deliberately simple and documented, so a reader can predict them:
 - category: ``mental_health`` whenever the writer seems distressed (their safety comes first, even when the
   request also looks harmful, e.g. asking for a method), else the top harmful category, else ``none``.
 - level: R0 below the harm threshold (a distressed writer still gets R1 under ``mental_health``);
-  R2 when harmful AND (the attack-form head fires or the harm was only visible after decoding);
-  otherwise R1.
+  R2 when harmful AND (the attack-form head fires or the harm was only visible after decoding, or the
+  request is clearly harmful in a category whose policy severity is at the top: see severity.py);
+  otherwise R1. A harmful request naming a means of mass harm (explosives, CBRN agents) is filed under
+  the policy's mass-harm category (severity.py), so its severity is that category's.
 - intent: malicious_instruction for clearly harmful requests (p >= 0.8) or harmful directives,
   harmful_opinion for harmful statements, risk_inquiry in between and for a distressed writer (unless
   the text is an attack, R2), safe_inquiry otherwise.
@@ -25,6 +27,7 @@ import math
 from typing import Any
 
 from pearlpoint.policy import Policy
+from pearlpoint.risk import severity as S
 from pearlpoint.risk.schema import (
     Intent,
     InteractionForm,
@@ -71,7 +74,7 @@ def harm_evidence(p_harm: float, threshold: float, sharpness: float = EVIDENCE_S
 
 def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: dict[str, float],
            form: str, language: str, policy: Policy, threshold: float, signals: list[RiskSignal],
-           decoded_hit: bool, assessor: str, opinion_cue: bool = False) -> RiskAssessment:
+           decoded_hit: bool, assessor: str, opinion_cue: bool = False, mass_harm: str = "") -> RiskAssessment:
     harmful = p_harm >= threshold
     distressed = p_distress >= DISTRESS_THRESHOLD
     risky = {k: v for k, v in category_probs.items() if k != "none"}
@@ -80,12 +83,16 @@ def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: di
         category = "mental_health"  # the writer's safety comes first, whatever else the request touches
         category_probs = with_distress_mass(category_probs, p_distress)  # ... and the distribution says so
     elif harmful:
-        category = top_cat
+        category = S.category_for(top_cat, mass_harm, policy)
+        if category != top_cat:  # the category head's guess is overruled by the named means of harm
+            signals = [*signals, RiskSignal(name="mass_harm", detail=mass_harm, weight=round(p_harm, 3))]
     else:
         category = "none"
     if not harmful:
         level = RiskLevel.R1 if distressed else RiskLevel.R0
     elif p_adv >= ADVERSARIAL_THRESHOLD or decoded_hit:
+        level = RiskLevel.R2
+    elif not distressed and S.severe_enough_for_r2(category, p_harm, policy):
         level = RiskLevel.R2
     else:
         level = RiskLevel.R1

@@ -21,6 +21,7 @@ from pearlpoint.risk.decision import decide, distress_floor
 from pearlpoint.risk.heads import RiskHeads, sigmoid, softmax
 from pearlpoint.risk.inputs import language_of, prepare
 from pearlpoint.risk.schema import RiskAssessment, RiskSignal
+from pearlpoint.risk.severity import mass_harm_cue
 from pearlpoint.risk.windows import Windowing, split_windows
 
 EMBED_DIM = 384
@@ -145,7 +146,8 @@ class EmbeddedAssessor:
         return decide(p_harm=s.p_harm, p_adv=s.p_adv, p_distress=s.p_distress, category_probs=category_probs,
                       form=form, language=lang, policy=self.policy, threshold=self.heads.threshold_for(lang),
                       signals=signals, decoded_hit=s.top_unit.startswith("decoded:"), assessor=self.name,
-                      opinion_cue=s.feats.value("opinion") > 0)
+                      opinion_cue=s.feats.value("opinion") > 0,
+                      mass_harm=mass_harm_cue(text) or next((c for _, v in s.feats.views.views if (c := mass_harm_cue(v))), ""))
 
     def assess_batch(self, items: list[Any]) -> list[RiskAssessment]:
         texts = [prepare(x) for x in items]

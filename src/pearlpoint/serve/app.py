@@ -35,11 +35,13 @@ from pearlpoint.errors import PearlError
 from pearlpoint.guard import Guard, GuardContext, GuardOutcome
 from pearlpoint.llm import GenerationParams, Message, get_model
 from pearlpoint.serve.audit import AuditEntry, AuditLog, conversation_hash
-from pearlpoint.serve.auth import KeyRing
+from pearlpoint.serve.auth import KeyRing, verify_key
 from pearlpoint.serve.config import ServeConfig, load_config
 from pearlpoint.serve.csa import CSAEngine, Decision, EngineClosed
+from pearlpoint.serve.jsonguard import json_depth_exceeds
 from pearlpoint.serve.leak import LeakGuard, StreamLeakFilter
 from pearlpoint.serve.metrics import ServeMetrics
+from pearlpoint.serve.metrics_access import metrics_access
 from pearlpoint.serve.schemas import (
     ChatRequest,
     chunk_body,
@@ -128,7 +130,7 @@ def build_judge(cfg: ServeConfig, upstream: Any) -> Any:
 
 def _audit_log(cfg: ServeConfig, metrics: ServeMetrics) -> AuditLog:
     return AuditLog(cfg.audit.path, store_text=cfg.audit.store_text, max_queue=cfg.audit.max_queue,
-                    on_drop=metrics.audit_dropped.inc)
+                    on_drop=metrics.audit_dropped.inc, file_mode=cfg.audit.file_mode, dir_mode=cfg.audit.dir_mode)
 
 
 def build_guard(cfg: ServeConfig) -> Guard | None:
@@ -149,6 +151,7 @@ class Proxy:
         self.metrics = ServeMetrics()
         self.overrides = dict(overrides or {})  # command-line settings, re-applied on every reload
         self.started = time.time()
+        self.bind_host: str | None = None  # set by the server that listens (serve_forever, ServerThread)
         self.install_sighup = install_sighup
         self._reload_lock = threading.Lock()
         self._borrowed_engine = engine  # an engine passed in belongs to the caller: never closed here
@@ -254,8 +257,14 @@ def _parse_request(raw: bytes, cfg: ServeConfig) -> ChatRequest:
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object with 'model' and 'messages'",
                        code="invalid_json")
+    too_deep = json_depth_exceeds(raw, cfg.limits.max_json_depth)
+    if too_deep is not None:  # json.loads would recurse once per level (RecursionError, a 500)
+        raise ApiError(400, f"request body nests JSON deeper than {cfg.limits.max_json_depth} levels "
+                       "(limits.max_json_depth)", code="json_too_deep")
     try:
         data = json.loads(raw)
+    except RecursionError:  # a parser that recurses more than the scan counts: still the client's fault
+        raise ApiError(400, "request body nests JSON too deeply to parse", code="json_too_deep") from None
     except UnicodeDecodeError:
         raise ApiError(400, "request body is not UTF-8 text", code="invalid_json") from None
     except json.JSONDecodeError as exc:
@@ -457,7 +466,24 @@ def create_app(proxy: Proxy) -> Any:
                 "models": st.cfg.models, "upstream": st.cfg.upstream.model}
 
     @app.get("/metrics")
-    async def prom() -> Any:
+    async def prom(request: Request) -> Any:
+        st = proxy.state
+        mc = st.cfg.metrics
+        verdict = metrics_access(key_hash=mc.key_hash, public=mc.public, bind_host=proxy.bind_host,
+                                 peer=request.client.host if request.client else None)
+        if verdict.need == "metrics_key":
+            ip = request.client.host if request.client else "unknown"
+            if st.keyring.failure_wait(ip) > 0 or not await asyncio.to_thread(
+                    verify_key, _bearer(request.headers) or "", mc.key_hash or ""):
+                metrics.auth_failures.inc()
+                st.keyring.note_failure(ip)
+                raise ApiError(401, "/metrics needs the metrics key (metrics.key_hash): send 'Authorization: "
+                               "Bearer <key>'", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+        elif verdict.need == "admin_key":
+            client = await authenticate(request, st)
+            if not client.admin:
+                raise ApiError(403, "/metrics on a non-loopback bind needs an admin key (or set metrics.key_hash)",
+                               code="forbidden")
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -95,6 +96,27 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def create_private(path: Path, *, file_mode: int = 0o600, dir_mode: int = 0o700) -> None:
+    """Create the audit database file (and any missing directories) with private permissions before
+    SQLite opens it: the log holds client names, levels and (with ``store_text``) whole conversations,
+    so it must not be world-readable. SQLite gives its -wal/-shm files the database file's mode.
+    Existing files and directories keep their permissions (an operator may have chosen them)."""
+    missing = []
+    d = path.parent
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        d.mkdir(mode=dir_mode, exist_ok=True)
+        os.chmod(d, dir_mode)  # mkdir's mode is masked by the umask; say exactly what was configured
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, file_mode)
+        try:
+            os.fchmod(fd, file_mode)
+        finally:
+            os.close(fd)
+
+
 class AuditLog:
     """Appends entries from any thread; a daemon thread writes them in small batches.
 
@@ -104,10 +126,14 @@ class AuditLog:
     """
 
     def __init__(self, path: str | Path, *, store_text: bool = False, max_queue: int = 10_000,
-                 on_drop: Callable[[], Any] | None = None) -> None:
+                 on_drop: Callable[[], Any] | None = None, file_mode: int = 0o600,
+                 dir_mode: int = 0o700) -> None:
         self.path = Path(path).expanduser()
         self.store_text = store_text
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            create_private(self.path, file_mode=file_mode, dir_mode=dir_mode)
+        except OSError as exc:
+            raise PearlError(f"{self.path}: cannot create audit database ({exc.strerror or exc})") from None
         try:
             _connect(self.path).close()
         except sqlite3.Error as exc:

@@ -73,6 +73,8 @@ class AuthConfig(BaseModel):
 
 class LimitsConfig(BaseModel):
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_json_depth: int = Field(64, ge=4, le=10_000, description="deepest JSON nesting a body may have; "
+                                "checked by a byte scan before parsing (deeper bodies get 400)")
     max_messages: int = Field(200, ge=1)
     max_message_chars: int = Field(50_000, ge=1)
     max_tokens_cap: int = Field(4096, ge=1)
@@ -97,6 +99,23 @@ class AuditConfig(BaseModel):
     store_text: bool = Field(False, description="store full conversation text; only a hash by default")
     max_queue: int = Field(10_000, ge=1, description="entries waiting for the disk; beyond it the oldest is "
                                                      "dropped and counted in pearl_audit_dropped_total")
+    file_mode: int = Field(0o600, description="permissions of a newly created audit database (and its -wal/-shm); "
+                                              "write it quoted, e.g. '0640'")
+    dir_mode: int = Field(0o700, description="permissions of audit directories the proxy creates (existing "
+                                             "directories are left as they are)")
+
+    @field_validator("file_mode", "dir_mode", mode="before")
+    @classmethod
+    def _octal(cls, v: object) -> object:
+        """'0600', '600' and '0o600' are octal; an int (YAML reads an unquoted 0600 as octal) is taken as is."""
+        if isinstance(v, str):
+            try:
+                v = int(v.strip().removeprefix("0o"), 8)
+            except ValueError:
+                raise ValueError(f"must be an octal permission such as '0600', got {v!r}") from None
+        if isinstance(v, int) and not 0 <= v <= 0o777:
+            raise ValueError(f"must be between 0000 and 0777, got {oct(v)}")
+        return v
 
 
 class CSAConfig(BaseModel):
@@ -112,6 +131,20 @@ class CSAConfig(BaseModel):
     max_batch: int = Field(64, ge=1, le=1024, description="most requests embedded in one assessor call")
 
 
+class MetricsConfig(BaseModel):
+    """Access to ``/metrics`` (see serve/metrics_access.py and docs/serve-security.md)."""
+
+    key_hash: str | None = Field(None, description="hash of a bearer key Prometheus must send for /metrics "
+                                                   "('sha256:<hex>' or pbkdf2, from `pearl serve --hash-key`)")
+    public: bool = Field(False, description="serve /metrics to anyone who can reach the port, even on a "
+                                            "public bind (the pre-0.x behaviour)")
+
+    @field_validator("key_hash")
+    @classmethod
+    def _hash_shape(cls, v: str | None) -> str | None:
+        return None if v is None else ClientKey._known_scheme(v)
+
+
 class ServeConfig(BaseModel):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     models: list[str] = Field(default_factory=lambda: ["pearlpoint"],
@@ -121,6 +154,7 @@ class ServeConfig(BaseModel):
     csa: CSAConfig = Field(default_factory=CSAConfig)
     refine: RefineConfig = Field(default_factory=RefineConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     expose_pearl: bool = Field(True, description="add the 'pearl' object and x-pearl-* headers")
     drain_grace_s: float = Field(
         120.0, gt=0, description="after a reload, the old engine/audit log close when their last request ends, "

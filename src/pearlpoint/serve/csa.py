@@ -20,6 +20,7 @@ from typing import Any
 
 from pearlpoint.errors import ConfigError, PearlError
 from pearlpoint.serve.config import ServeConfig
+from pearlpoint.serve.context_risk import ContextPlan, combine, plan
 
 _REFUSAL = re.compile(
     r"\b(i\s+(?:can(?:no|')t|cannot|won'?t|will not|am not able to|'m not able to|am unable to|'m unable to)"
@@ -193,10 +194,12 @@ class _Pending:
     lang: str
     prior: PriorDecision | None
     prev_assistant: str | None
+    plan: ContextPlan = field(default_factory=lambda: ContextPlan([""], ["latest"]))
 
     @property
-    def assess_input(self) -> Any:
-        return self.convo if len(self.convo) > 1 else self.last_user
+    def assess_inputs(self) -> list[str]:
+        """Every reading of this conversation to assess (context_risk.plan); combined by ``combine``."""
+        return self.plan.inputs
 
 
 class CSAEngine:
@@ -264,7 +267,7 @@ class CSAEngine:
 
         pending = self._prepare(messages, client)
         t = time.perf_counter()
-        assessment = self._assess_many([pending.assess_input])[0]
+        assessment = combine(pending.plan, self._assess_many(pending.assess_inputs))
         return self._finish(pending, assessment, time.perf_counter() - t)
 
     def _work(self) -> None:
@@ -285,8 +288,12 @@ class CSAEngine:
                     break
                 batch.append(nxt)
             t = time.perf_counter()
-            try:
-                assessments = self._assess_many([p.assess_input for p, _, _ in batch])
+            try:  # every reading of every waiting conversation in one assessor call
+                flat = self._assess_many([x for p, _, _ in batch for x in p.assess_inputs])
+                assessments, at = [], 0
+                for p, _, _ in batch:
+                    assessments.append(flat[at:at + p.plan.size])
+                    at += p.plan.size
             except Exception as exc:  # noqa: BLE001 - handed to every waiting request
                 for _, fut, loop in batch:
                     loop.call_soon_threadsafe(_settle, fut, None, exc)
@@ -294,21 +301,23 @@ class CSAEngine:
             per_item = (time.perf_counter() - t)
             self.batches += 1
             self.batched_requests += len(batch)
-            for (pending, fut, loop), assessment in zip(batch, assessments, strict=True):
+            for (pending, fut, loop), readings in zip(batch, assessments, strict=True):
                 try:
-                    decision = self._finish(pending, assessment, per_item)
+                    decision = self._finish(pending, combine(pending.plan, readings), per_item)
                 except Exception as exc:  # noqa: BLE001
                     loop.call_soon_threadsafe(_settle, fut, None, exc)
                 else:
                     loop.call_soon_threadsafe(_settle, fut, decision, None)
 
     def _assess_many(self, inputs: list[Any]) -> list[Any]:
-        """Assess a batch; identical conversations seen recently (retries, popular questions) are
-        answered from a small cache, since the embedded assessor is deterministic."""
+        """Assess a batch; identical texts seen recently (retries, popular questions, the earlier turns
+        of a conversation) are answered from a small cache, since the embedded assessor is deterministic.
+        A text repeated within the batch is assessed once."""
         keys = [_assess_key(x) for x in inputs]
         out: list[Any] = [self._cache.get(k) for k in keys]
         out = [a.model_copy(deep=True) if a is not None and hasattr(a, "model_copy") else a for a in out]
-        todo = [i for i, a in enumerate(out) if a is None]
+        first: dict[str, int] = {}
+        todo = [i for i, a in enumerate(out) if a is None and first.setdefault(keys[i], i) == i]
         if todo:
             many = getattr(self.assessor, "assess_batch", None)
             fresh = (list(many([inputs[i] for i in todo])) if callable(many) and len(todo) > 1
@@ -316,6 +325,10 @@ class CSAEngine:
             for i, a in zip(todo, fresh, strict=True):
                 out[i] = a
                 self._cache.put(keys[i], a)
+            for i, a in enumerate(out):  # repeats within this batch
+                if a is None:
+                    src = out[first[keys[i]]]
+                    out[i] = src.model_copy(deep=True) if hasattr(src, "model_copy") else src
         return out
 
     def _prepare(self, messages: list[Any], client: str = "") -> _Pending:
@@ -327,7 +340,8 @@ class CSAEngine:
         prior_turns = [(m.role, m.content) for m in convo[:-1]] if convo and convo[-1].role == "user" else []
         return _Pending(convo=convo, last_user=last_user, lang=detect_language(last_user),
                         prior=self.memory.recall(prior_turns, client) if prior_turns else None,
-                        prev_assistant=next((m.content for m in reversed(convo[:-1]) if m.role == "assistant"), None))
+                        prev_assistant=next((m.content for m in reversed(convo[:-1]) if m.role == "assistant"), None),
+                        plan=plan(convo) if convo else ContextPlan([last_user], ["latest"]))
 
     def _finish(self, p: _Pending, assessment: Any, assess_s: float) -> Decision:
         import time

@@ -44,6 +44,7 @@ def serve_forever(proxy: Proxy, host: str = "127.0.0.1", port: int = 8088, log_l
     import uvicorn
 
     sock = _bind(host, port)
+    proxy.bind_host = host  # /metrics is open without a key only on a loopback bind (metrics_access.py)
     server = uvicorn.Server(_uvicorn_config(proxy, log_level))
     server.run(sockets=[sock])
 
@@ -57,6 +58,7 @@ class ServerThread:
         self.proxy = proxy
         self.sock = _bind(host, port)
         self.host, self.port = self.sock.getsockname()[:2]
+        proxy.bind_host = host
         self.server = uvicorn.Server(_uvicorn_config(proxy, log_level))
         self.thread = threading.Thread(target=self._run, name="pearl-serve", daemon=True)
         self.error: BaseException | None = None
