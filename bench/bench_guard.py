@@ -254,12 +254,27 @@ def main() -> int:
     ap.add_argument("--stream-every", type=int, default=3, help="every Nth serve request is streamed")
     ap.add_argument("--overhead-n", type=int, default=40)
     ap.add_argument("--overhead-only", action="store_true")
+    ap.add_argument("--summarise", type=Path, help="recompute the tables from a previous --out file "
+                                                 "(after adding hand labels), without generating")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_guard.jsonl")
     args = ap.parse_args()
     import tempfile
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-guard-"))
+    if args.summarise:
+        rows = [json.loads(x) for x in args.summarise.read_text(encoding="utf-8").splitlines() if x.strip()]
+        labels = hand_labels()
+        tables = []
+        for variant in ("raw", "serve", "respond"):
+            vs = [r for r in rows if r["variant"] == variant]
+            if vs:
+                tables.append(summarise(variant, vs, [r["answer"] for r in vs], labels))
+        cols = list(tables[0])
+        print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+        for row in tables:
+            print("| " + " | ".join(str(row[c]) for c in cols) + " |")
+        return 0
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "upstream": args.base_url or "embedded SmolLM2-135M"}
     if not args.overhead_only:
         from pearlpoint.llm import get_model
