@@ -13,6 +13,12 @@ Two runtimes give the same vectors (cosine >= 0.9999 is checked on every export)
 ``PEARL_ENCODER=torch|onnx|auto`` chooses; ``auto`` falls back to torch when the export or the check
 fails, with a warning. ``PEARL_ENCODER_THREADS`` sets ONNX Runtime's threads per call (default: cores, at
 most 4).
+
+``PEARL_ENCODER_PRECISION=fp32|int8`` (ONNX only, default fp32): ``int8`` quantises the exported
+weights per channel (dynamic activations), about half the CPU time per text at cosine ~0.99 to the fp32
+vectors. It is derived from the fp32 export on first use and checked against it (min cosine >= 0.95 on
+the probes); the heads were trained on fp32 vectors, so ``bench/bench_encoder_precision.py`` measures
+what the switch does to each classifier before it is made a default anywhere.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from pearlpoint.errors import ConfigError
 
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
-_ENCODER: Any = None
+_ENCODERS: dict[str, Any] = {}  # by precision
 PROBES = ["How do I kill a Python process?", "我想了解一下如何安全地储存药物。", "ok",
           "A longer probe sentence, with punctuation; numbers 1234 and an emoji 🙂 to exercise the tokenizer."]
 
@@ -103,6 +109,8 @@ class OnnxEncoder:
         # Idle worker threads must sleep, not spin: in the proxy they would steal the event loop's core.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.path = Path(onnx_path)
+        self.precision = "int8" if "int8" in self.path.name else "fp32"
         self._inputs = {i.name for i in self.session.get_inputs()}
         dim = self.session.get_outputs()[0].shape[-1]
         self.dim = dim if isinstance(dim, int) else 384  # all-MiniLM-L6-v2: 384
@@ -183,9 +191,52 @@ def export_onnx(torch_encoder: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_onnx_encoder(model_dir: Path | None = None) -> OnnxEncoder:
-    """The ONNX encoder, exporting (and checking against torch) on first use."""
+INT8_MIN_COSINE = 0.95  # short texts ("ok") move most: 0.968; sentences 0.99+
+
+
+def _precision(precision: str | None) -> str:
+    value = (precision or os.environ.get("PEARL_ENCODER_PRECISION", "fp32")).strip().lower()
+    if value not in ("fp32", "int8"):
+        raise ConfigError(f"PEARL_ENCODER_PRECISION must be fp32 or int8, not {value!r}")
+    return value
+
+
+def quantize_int8(fp32_path: Path, path: Path) -> None:
+    """Per-channel int8 weights, dynamic activations (onnxruntime.quantization), written atomically."""
+    import warnings
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger().disabled, was = True, logging.getLogger().disabled  # it warns through root
+        try:
+            quantize_dynamic(str(fp32_path), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
+        finally:
+            logging.getLogger().disabled = was
+    os.replace(tmp, path)
+
+
+def load_onnx_encoder(model_dir: Path | None = None, precision: str | None = None) -> OnnxEncoder:
+    """The ONNX encoder, exporting (and checking against torch) on first use; ``precision`` int8
+    quantises that export (checked against it)."""
     model_dir = model_dir or find_minilm_dir()
+    if _precision(precision) == "int8":
+        path = _cache_root() / _export_key(model_dir) / "model.int8.onnx"
+        ok_flag = path.with_name("checked.int8")
+        if path.exists() and ok_flag.exists():
+            return OnnxEncoder(path, model_dir)
+        fp32 = load_onnx_encoder(model_dir, "fp32")
+        quantize_int8(fp32.path, path)
+        enc = OnnxEncoder(path, model_dir)
+        cos = float((fp32.encode(PROBES, normalize_embeddings=True)
+                     * enc.encode(PROBES, normalize_embeddings=True)).sum(1).min())
+        if cos < INT8_MIN_COSINE:
+            raise ConfigError(f"the int8 encoder {path} disagrees with fp32 (cosine {cos:.4f}); "
+                              "set PEARL_ENCODER_PRECISION=fp32")
+        ok_flag.write_text(f"min cosine vs fp32 on {len(PROBES)} probes: {cos:.5f}\n")
+        return enc
     path = _cache_root() / _export_key(model_dir) / "model.onnx"
     ok_flag = path.with_name("checked")
     if path.exists() and ok_flag.exists():
@@ -207,28 +258,57 @@ def _onnx_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
 
 
-def get_encoder() -> Any:
-    """The shared encoder (384-dim, max 256 word pieces), ONNX Runtime when available, else PyTorch."""
-    global _ENCODER
+def get_encoder(precision: str | None = None) -> Any:
+    """The shared encoder (384-dim, max 256 word pieces), ONNX Runtime when available, else PyTorch.
+
+    ``precision`` is the caller's default (``fp32`` or ``int8``); ``PEARL_ENCODER_PRECISION`` overrides
+    every caller. One encoder per precision per process. An int8 default that cannot be built (the
+    PyTorch runtime, or a failed check) falls back to fp32 with a warning; an int8 the user asked for
+    by the variable is an error instead.
+    """
+    forced = os.environ.get("PEARL_ENCODER_PRECISION")
+    want = _precision(forced or precision or "fp32")
     with _LOCK:
-        if _ENCODER is None:
-            choice = os.environ.get("PEARL_ENCODER", "auto").strip().lower()
-            if choice not in ("auto", "onnx", "torch"):
-                raise ConfigError(f"PEARL_ENCODER must be auto, onnx or torch, not {choice!r}")
-            if choice == "onnx" or (choice == "auto" and _onnx_available()):
-                try:
-                    _ENCODER = load_onnx_encoder()
-                except Exception as exc:  # noqa: BLE001 - any export failure falls back to torch under auto
-                    if choice == "onnx":
-                        raise ConfigError(f"could not build the ONNX encoder: {exc}") from exc
-                    log.warning("ONNX encoder unavailable (%s); using PyTorch", exc)
-            if _ENCODER is None:
-                _ENCODER = load_torch_encoder()
-        return _ENCODER
+        if want not in _ENCODERS:
+            _ENCODERS[want] = _build(want, forced=bool(forced))
+        return _ENCODERS[want]
 
 
-def embed(texts: list[str], batch_size: int = 64) -> Any:
+def _fp32() -> Any:
+    if "fp32" not in _ENCODERS:
+        _ENCODERS["fp32"] = _build("fp32", forced=False)
+    return _ENCODERS["fp32"]
+
+
+def _build(want: str, *, forced: bool) -> Any:
+    choice = os.environ.get("PEARL_ENCODER", "auto").strip().lower()
+    if choice not in ("auto", "onnx", "torch"):
+        raise ConfigError(f"PEARL_ENCODER must be auto, onnx or torch, not {choice!r}")
+    onnx = choice == "onnx" or (choice == "auto" and _onnx_available())
+    if want == "int8":
+        if not onnx:
+            if forced:
+                raise ConfigError("PEARL_ENCODER_PRECISION=int8 needs the ONNX encoder (PEARL_ENCODER=onnx or auto)")
+            return _fp32()
+        try:
+            return load_onnx_encoder(precision="int8")
+        except Exception as exc:  # noqa: BLE001 - a default int8 falls back to fp32
+            if forced:
+                raise ConfigError(f"could not build the int8 encoder: {exc}") from exc
+            log.warning("int8 encoder unavailable (%s); using fp32", exc)
+            return _fp32()
+    if onnx:
+        try:
+            return load_onnx_encoder(precision="fp32")
+        except Exception as exc:  # noqa: BLE001 - any export failure falls back to torch under auto
+            if choice == "onnx":
+                raise ConfigError(f"could not build the ONNX encoder: {exc}") from exc
+            log.warning("ONNX encoder unavailable (%s); using PyTorch", exc)
+    return load_torch_encoder()
+
+
+def embed(texts: list[str], batch_size: int = 64, precision: str | None = None) -> Any:
     """L2-normalised embeddings as a float32 numpy array of shape (n, 384)."""
-    enc = get_encoder()
+    enc = get_encoder(precision)
     return enc.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
                       convert_to_numpy=True, show_progress_bar=False)

@@ -12,8 +12,8 @@ Six reasons, each a score in [0, 1] compared with the policy's operating point f
 * ``degenerate``         repetition loops, an empty answer, or a cut-off final answer;
 * ``wrong_language``     the answer is not in the user's language.
 
-The learned parts come from :mod:`pearlpoint.classifiers` (one MiniLM pass over head, rest and
-prompt); the rest are cheap text statistics, so a check costs a few milliseconds on a CPU.
+The learned parts come from :mod:`pearlpoint.classifiers` (MiniLM vectors of head, rest and prompt,
+int8); the rest are cheap text statistics, so a check costs a few milliseconds on a CPU.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class AnswerChecker:
     def __init__(self, judge: Any = None) -> None:
         self._judge = judge
         self._lock = threading.Lock()
-        self._prompt_vecs: dict[str, Any] = {}
+        self._vec_cache: dict[str, Any] = {}  # prompt and head vectors, oldest first
 
     @property
     def judge(self) -> Any:
@@ -164,34 +164,33 @@ class AnswerChecker:
         return self._judge
 
     def _classify(self, prompt: str, text: str) -> Any:
-        """The response judge on one pair, with its three texts embedded in ONE encoder call and the
-        prompt's vector reused across the checks of one request (a stream is checked several times)."""
+        """The response judge on one pair. Each text is embedded in its own call (on a CPU, padding
+        texts of different lengths into one batch costs more than it saves), and the vectors of the
+        prompt and of the answer's head are kept: a stream is checked several times as it grows, and
+        its prompt and head stay the same."""
         import numpy as np
 
         from pearlpoint.classifiers.features import split_head
         from pearlpoint.classifiers.response import EMPTY_PLACEHOLDER, PROMPT_CHARS
-        from pearlpoint.embeddings import embed
 
         head, rest = split_head(text)
         p = normalise(prompt).strip()[:PROMPT_CHARS] or EMPTY_PLACEHOLDER
-        wanted = [head or EMPTY_PLACEHOLDER] + ([rest[:1500]] if rest else [])  # the judge's own cut
-        cached = self._prompt_vecs.get(p)
-        texts = wanted + ([] if cached is not None else [p])
-        # one call per text: on a CPU, padding three texts of different lengths into one batch costs
-        # more than it saves
-        vecs = {t: np.asarray(embed([t]), dtype=np.float32)[0] for t in dict.fromkeys(texts)}
-        if cached is None:
-            cached = vecs[p]
-            with self._lock:
-                self._prompt_vecs[p] = cached
-                while len(self._prompt_vecs) > 256:
-                    self._prompt_vecs.pop(next(iter(self._prompt_vecs)))
-        vecs[p] = cached
+        kept = {p, head or EMPTY_PLACEHOLDER}
+        wanted = list(dict.fromkeys([p, head or EMPTY_PLACEHOLDER] + ([rest[:1500]] if rest else [])))
+        vecs = {t: self._vec_cache[t] for t in wanted if t in self._vec_cache}
+        for t in wanted:
+            if t not in vecs:
+                vecs[t] = self.judge.embed([t])[0]
+                if t in kept:
+                    with self._lock:
+                        self._vec_cache[t] = vecs[t]
+                        while len(self._vec_cache) > 512:
+                            self._vec_cache.pop(next(iter(self._vec_cache)))
 
         def lookup(batch: list[str], _bs: int) -> np.ndarray:
             missing = [t for t in batch if t not in vecs]
             if missing:
-                vecs.update(zip(missing, np.asarray(embed(missing), dtype=np.float32), strict=True))
+                vecs.update(zip(missing, self.judge.embed(missing), strict=True))
             return np.stack([vecs[t] for t in batch])
 
         return self.judge.classify([prompt], [text], embed_fn=lookup)[0]
