@@ -7,8 +7,9 @@ repeated here):
                             probably asking), from :class:`pearlpoint.serve.csa.CSAEngine`;
 * ``pearl_decide_strategy`` the Pearl Point strategy, the guard's mode for it (trust / check /
                             compose) and the hidden steering for the LLM;
-* ``pearl_check_output``    the guard's answer checker on ``$bot_message``; a failing answer is
-                            replaced by the composed reply (``replace`` and ``text`` in the result);
+* ``pearl_check_output``    the guard's answer checker on ``$bot_message``; a failing answer gets
+                            one re-steered regeneration, then the composed reply (``replace`` and
+                            ``text`` in the result);
 * ``pearl_compose_reply``   the composer's constructive reply in the user's language.
 
 ``register(rails)`` adds them to an ``LLMRails``; the example config in ``nemo_config/`` does that
@@ -209,11 +210,31 @@ async def pearl_compose_reply(report: Any = None, context: dict | None = None,
         return ""
 
 
+def _regenerator(llm: Any, entry: _Entry, context: dict, events: list | None) -> Any:
+    """The guard's one regeneration through NeMo's own main LLM: the decision's steering plus the
+    checker's reasons as a system message, then the conversation (the proxy does the same upstream)."""
+    if llm is None:
+        return None
+
+    async def generate(extra: str) -> tuple[str, str | None]:
+        llm_call = require("nemo", "nemoguardrails.llm.call").llm_call
+        msgs, _ = _conversation(context, events, None)
+        steering = "\n\n".join(x for x in (entry.decision.steering, extra) if x)
+        prompt = ([{"role": "system", "content": steering}] if steering else []) + \
+            [{"role": m.role, "content": m.content} for m in msgs]
+        resp = await llm_call(llm, prompt)
+        return str(resp.content or ""), getattr(resp, "finish_reason", None)
+
+    return generate
+
+
 async def pearl_check_output(context: dict | None = None, events: list | None = None, report: Any = None,
-                             bot_message: Any = None) -> dict[str, Any]:
-    """The guard's checker on the bot message, given the decision. ``replace`` is true when the
-    answer failed and ``text`` is what to send instead (the composed reply); ``action`` is the
-    guard's word for what happened (trusted, passed, released_with_warnings, composed)."""
+                             bot_message: Any = None, llm: Any = None, regenerate: bool = True) -> dict[str, Any]:
+    """The guard's checker on the bot message, given the decision. A failing answer gets one
+    regeneration through NeMo's main LLM (``llm``, passed by NeMo; ``regenerate=False`` turns it off)
+    with the checker's reasons as stronger steering, checked again; if that fails too the composed
+    reply is sent. ``replace`` is true when ``text`` differs from the bot message; ``action`` is the
+    guard's word for what happened (trusted, passed, regenerated, released_with_warnings, composed)."""
     ctx = context if isinstance(context, dict) else {}
     report = report if report is not None else ctx.get("pearl")
     answer = bot_message if bot_message is not None else ctx.get("bot_message")
@@ -227,12 +248,14 @@ async def pearl_check_output(context: dict | None = None, events: list | None = 
         if entry is None:
             return {"ok": False, "error": why, "replace": False, "text": answer, "action": "skipped",
                     "mode": "trust", "reasons": []}
-        outcome = await _STATE.guard.arun(entry.ctx, None, first=(answer, None))
+        retry = _regenerator(llm, entry, ctx, events) if regenerate else None
+        outcome = await _STATE.guard.arun(entry.ctx, retry, first=(answer, None))
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": f"answer check failed: {type(exc).__name__}: {exc}"[:300], "replace": False,
                 "text": answer, "action": "skipped", "mode": "trust", "reasons": []}
     return {"ok": True, "error": None, "replace": outcome.text != answer, "text": outcome.text,
-            "action": outcome.action, "mode": outcome.mode, "reasons": list(outcome.reasons)}
+            "action": outcome.action, "mode": outcome.mode, "reasons": list(outcome.reasons),
+            "llm_calls": outcome.upstream_calls}
 
 
 ACTIONS: dict[str, Callable[..., Any]] = {
