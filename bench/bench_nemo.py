@@ -56,12 +56,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20)
     args = ap.parse_args()
-    from pearlpoint.integrations.nemo_actions import _STATE
+    from pearlpoint.integrations.nemo_actions import warm_up
     from pearlpoint.llm.mockserver import MockServer
 
     with MockServer(reply="Paris is the capital of France.") as srv, tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        _STATE.warm_up()
+        warm_up()
         print(f"warm-up (encoder, checker): {time.perf_counter() - t:.2f} s")
         rows = []
         for pearl in (False, True):

@@ -224,3 +224,18 @@ def test_require_names_the_extra_in_one_line() -> None:
 def test_register_without_the_extra_is_one_clear_line() -> None:
     with pytest.raises(ConfigError, match=r"pip install 'pearlpoint\[nemo\]'"):
         na.register(object())
+
+
+async def test_configure_uses_the_given_guard_policy(tmp_path: Path) -> None:
+    """A deployment's own guard policy file changes what the rails do (here: compose for distress)."""
+    policy = tmp_path / "guard.yaml"
+    policy.write_text("actions:\n  constructive_guidance: {default: compose}\n", encoding="utf-8")
+    old = na._STATE.ensure()
+    try:
+        na.configure(engine=old.engine, guard_file=str(policy))
+        plan = await na.pearl_decide_strategy(report=await na.pearl_assess_input(context={"user_message": DISTRESS}))
+        assert plan["strategy"] == "constructive_guidance" and plan["compose"] is True
+    finally:
+        na._STATE = old
+    plan = await na.pearl_decide_strategy(report=await na.pearl_assess_input(context={"user_message": DISTRESS}))
+    assert plan["compose"] is False

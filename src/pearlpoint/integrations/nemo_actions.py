@@ -102,6 +102,11 @@ def configure(*, engine: Any = None, guard: Any = None, guard_file: str | None =
     return _STATE
 
 
+def warm_up() -> None:
+    """Load the encoder and the checker now (a few seconds on a CPU), not on the first user message."""
+    _STATE.warm_up()
+
+
 # ---- reading NeMo's context ---------------------------------------------------------------------
 def _text(x: Any) -> str | None:
     """A usable message text, or None (None, non-strings and blank strings are not usable)."""
@@ -273,7 +278,7 @@ def register(rails: Any, *, warm_up: bool = False) -> Any:
     for name, fn in ACTIONS.items():
         rails.register_action(nemo_actions.action(is_system_action=True, name=name)(fn), name=name)
     if warm_up:
-        _STATE.warm_up()
+        _STATE.warm_up()  # the module-level warm_up() is shadowed by the argument here
     return rails
 
 
@@ -285,4 +290,4 @@ def config_path() -> str:
 
 
 __all__ = ["ACTIONS", "ACTION_NAMES", "PearlNemo", "config_path", "configure", "pearl_assess_input",
-           "pearl_check_output", "pearl_compose_reply", "pearl_decide_strategy", "register"]
+           "pearl_check_output", "pearl_compose_reply", "pearl_decide_strategy", "register", "warm_up"]
