@@ -7,7 +7,8 @@ so the difference is the rails' own work: assess + solve + steer (input rail) an
     python bench/bench_nemo.py            # n=20 requests per prompt
     python bench/bench_nemo.py --n 50
 
-Each prompt runs twice: ``repeat`` sends the same text every time (the engine's assessment cache
+The mock answers every prompt with one fixed sentence, except the distressed user, who gets a flat
+refusal (so that row pays for the guard's regeneration and the composed reply). Each prompt runs twice: ``repeat`` sends the same text every time (the engine's assessment cache
 answers), ``fresh`` appends a request number so every request is assessed anew.
 
 Needs the nemo extra (pip install 'pearlpoint[nemo]').
@@ -59,7 +60,12 @@ def main() -> None:
     from pearlpoint.integrations.nemo_actions import warm_up
     from pearlpoint.llm.mockserver import MockServer
 
-    with MockServer(reply="Paris is the capital of France.") as srv, tempfile.TemporaryDirectory() as tmp:
+    def reply(messages: list[dict[str, Any]]) -> str:
+        # a flat refusal to the distressed user: the output rail regenerates once, then composes
+        last = str(messages[-1].get("content")) if messages else ""
+        return "I can't help with that." if "end my life" in last else "Paris is the capital of France."
+
+    with MockServer(reply=reply) as srv, tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         warm_up()
         print(f"warm-up (encoder, checker): {time.perf_counter() - t:.2f} s")
