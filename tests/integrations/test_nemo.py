@@ -179,6 +179,41 @@ def test_register_adds_the_actions_to_a_config_from_content(upstream: Any) -> No
     assert text == UPSTREAM_ANSWER
 
 
+@needs_nemo
+@pytest.mark.slow
+def test_rails_on_the_embedded_model_offline(tmp_path: Path) -> None:
+    """``engine: pearlpoint`` / ``model: embedded``: NeMo on SmolLM2 in llama.cpp, no server at all."""
+    import yaml
+    from nemoguardrails import LLMRails, RailsConfig
+
+    d = tmp_path / "pearl_rails"
+    shutil.copytree(na.config_path(), d)
+    cfg = yaml.safe_load((d / "config.yml").read_text(encoding="utf-8"))
+    cfg["models"] = [{"type": "main", "engine": "pearlpoint", "model": "embedded",
+                      "parameters": {"max_tokens": 60, "temperature": 0.0}}]
+    (d / "config.yml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    rails = LLMRails(RailsConfig.from_path(str(d)))  # config.py registers the provider before the models
+    text, out = _ask(rails, [{"role": "user", "content": BENIGN}])
+    assert "Paris" in text and out["pearl_check"]["action"] in ("passed", "regenerated", "released_with_warnings")
+    text, out = _ask(rails, [{"role": "user", "content": PIPE_BOMB}])
+    assert out["pearl_plan"]["compose"] is True and has_alternative(text)
+
+
+def test_pearl_llm_reads_nemo_prompts() -> None:
+    """NeMo hands the model a string, dicts or ChatMessage objects; tool turns and non-text are dropped."""
+    from pearlpoint.integrations.nemo_llm import _messages
+
+    class Msg:
+        def __init__(self, role: str, content: Any) -> None:
+            self.role, self.content = role, content
+
+    got = _messages([{"role": "system", "content": "be kind"}, Msg("user", [{"type": "text", "text": "hi"}]),
+                     {"role": "tool", "content": "x"}, {"role": "assistant", "content": None}])
+    assert [(m.role, m.content) for m in got] == [("system", "be kind"), ("user", "hi")]
+    assert [(m.role, m.content) for m in _messages("plain")] == [("user", "plain")]
+    assert [(m.role, m.content) for m in _messages(None)] == [("user", "")]
+
+
 # ---- the actions on their own (core install only) ------------------------------------------------
 async def test_assess_input_returns_the_risk_report() -> None:
     report = await na.pearl_assess_input(context={"user_message": PIPE_BOMB})
