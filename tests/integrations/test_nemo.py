@@ -236,6 +236,14 @@ async def test_output_rail_decides_again_when_the_report_is_gone() -> None:
     assert check["ok"] is True and check["action"] == "passed" and check["replace"] is False
 
 
+async def test_output_rail_ignores_a_report_from_an_earlier_turn() -> None:
+    """With the input rail off for a turn, $pearl still holds the previous turn's report."""
+    stale = await na.pearl_assess_input(context={"user_message": PIPE_BOMB})
+    check = await na.pearl_check_output(context={"user_message": BENIGN, "bot_message": UPSTREAM_ANSWER},
+                                        report=stale)
+    assert check["action"] == "passed" and check["replace"] is False
+
+
 @pytest.mark.parametrize("context", [None, "junk", {}, {"user_message": None}, {"user_message": ""},
                                      {"user_message": 42}, {"user_message": ["x"]}])
 async def test_actions_never_raise_on_malformed_input(context: Any) -> None:

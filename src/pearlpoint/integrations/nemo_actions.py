@@ -150,11 +150,12 @@ def _skip(reason: str) -> dict[str, Any]:
 async def _entry(report: Any, context: dict | None, events: list | None) -> tuple[_Entry | None, str]:
     """The cached decision for this report, or a fresh one from the context when it is gone."""
     st = _STATE.ensure()
+    msgs, latest = _conversation(context, events, None)
     if isinstance(report, dict):
         got = st.get(report.get("decision_id"))
-        if got is not None:
+        # a report from an earlier turn (the input rail skipped this time) is not this turn's decision
+        if got is not None and (latest is None or got.ctx.prompt == latest):
             return got, ""
-    msgs, latest = _conversation(context, events, None)
     if latest is None:
         return None, "no user message to decide on"
     return await _decide(msgs, latest), ""
