@@ -1,0 +1,1 @@
+"""The example NeMo Guardrails config (a package only so that its config.py ships in the wheel)."""
