@@ -106,30 +106,43 @@ async def run_respond(model: Any, prompts: list[dict], max_tokens: int) -> list[
     return out
 
 
-def run_serve(base_url: str, prompts: list[dict], max_tokens: int, stream_every: int) -> list[tuple[str, dict]]:
+def run_serve(base_url: str, prompts: list[dict], max_tokens: int, stream_every: int,
+              timeout_s: float = 300) -> list[tuple[str, dict]]:
+    """One request per prompt; a request that fails (timeout, HTTP error) is recorded with its error
+    and the run goes on."""
     import httpx
 
     out = []
-    with httpx.Client(timeout=600) as c:
+    with httpx.Client(timeout=timeout_s) as c:
         for i, p in enumerate(prompts):
             body = {"model": "pearlpoint", "max_tokens": max_tokens, "temperature": 0.0,
                     "messages": [{"role": "user", "content": p["prompt"]}]}
-            if stream_every and i % stream_every == 0:
-                body["stream"] = True
-                text, guard = [], {}
-                with c.stream("POST", base_url + "/chat/completions", json=body) as r:
-                    for line in r.iter_lines():
-                        if not line.startswith("data: {"):
-                            continue
-                        ch = json.loads(line[6:])
-                        for choice in ch.get("choices") or []:
-                            text.append((choice.get("delta") or {}).get("content") or "")
-                            if choice.get("finish_reason"):
-                                guard = (ch.get("pearl") or {}).get("guard") or {}
-                out.append(("".join(text), {**guard, "stream": True}))
-            else:
-                r = c.post(base_url + "/chat/completions", json=body).json()
-                out.append((r["choices"][0]["message"]["content"], r.get("pearl", {}).get("guard") or {}))
+            t0 = time.perf_counter()
+            try:
+                if stream_every and i % stream_every == 0:
+                    body["stream"] = True
+                    text, guard = [], {}
+                    with c.stream("POST", base_url + "/chat/completions", json=body) as r:
+                        r.raise_for_status()
+                        for line in r.iter_lines():
+                            if not line.startswith("data: {"):
+                                continue
+                            ch = json.loads(line[6:])
+                            for choice in ch.get("choices") or []:
+                                text.append((choice.get("delta") or {}).get("content") or "")
+                                if choice.get("finish_reason"):
+                                    guard = (ch.get("pearl") or {}).get("guard") or {}
+                    out.append(("".join(text), {**guard, "stream": True}))
+                else:
+                    r = c.post(base_url + "/chat/completions", json=body)
+                    r.raise_for_status()
+                    j = r.json()
+                    out.append((j["choices"][0]["message"]["content"], j.get("pearl", {}).get("guard") or {}))
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                out.append(("", {"error": f"{type(exc).__name__}: {exc}"[:200], "stream": bool(body.get("stream"))}))
+            out[-1][1]["seconds"] = round(time.perf_counter() - t0, 2)
+            print(f"serve {i + 1}/{len(prompts)} {out[-1][1].get('action', out[-1][1].get('error', '?'))} "
+                  f"{out[-1][1]['seconds']}s", file=sys.stderr, flush=True)
     return out
 
 
