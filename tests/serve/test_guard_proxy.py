@@ -82,6 +82,32 @@ def test_empty_upstream_answer_is_never_sent_empty(mock_server, start_proxy, cli
     assert resp.model_extra["pearl"]["guard"]["action"] == "composed"
 
 
+def test_streamed_regeneration_frees_the_upstream_slot(mock_server, start_proxy, client_for) -> None:
+    """A draft that fails inside the window is abandoned: its stream must be closed before the
+    regeneration, or an upstream that serves one request at a time waits on itself forever."""
+    calls: list[int] = []
+
+    def reply(msgs: list[dict]) -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            return "I can't help with that. I am not able to talk about this topic. " * 12
+        return ("I'm really sorry you are feeling this alone. You matter, and you do not have to carry "
+                "this by yourself. If you are in the US you can call or text 988 any time to talk to "
+                "someone. Would you like to tell me a bit about what has been happening?")
+
+    up = mock_server(reply=reply, delay_s=0.01)
+    srv = start_proxy(up.base_url, upstream__concurrency=1)
+    c = client_for(srv).with_options(timeout=60)
+    with c.chat.completions.with_streaming_response.create(model="pearlpoint", stream=True, messages=[
+            {"role": "user", "content": "I feel so alone lately and I don't see the point of anything."}]) as raw:
+        chunks = list(raw.parse())
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    guard = [ch.model_extra["pearl"]["guard"] for ch in chunks if ch.choices and ch.choices[0].finish_reason][0]
+    assert "not able to talk about this topic" not in text
+    assert guard["action"] in ("regenerated", "composed") and guard["upstream_calls"] == 2
+    assert len(calls) == 2
+
+
 async def test_concurrent_guarded_streams_stay_apart(mock_server, start_proxy) -> None:
     up = mock_server(delay_s=0.02, reply=lambda msgs: f"Banana bread number {msgs[-1]['content'][-3:]} needs "
                      "ripe bananas, flour, sugar and an egg. Bake it for about an hour until golden.")

@@ -216,6 +216,9 @@ class Guard:
                 return
             failed = res
         state["reasons"] = [r.name for r in failed.reasons if r.failed]
+        # the failed draft is abandoned: close its stream now, or it keeps the upstream's slot (a
+        # one-at-a-time model would then never start the regeneration)
+        await _aclose(source)
         if released == 0 and regenerate is not None:
             try:
                 text2, fin2 = await regenerate(self.resteer(ctx, state["reasons"]))
@@ -246,6 +249,15 @@ class Guard:
             sent.append(piece)
             yield piece
         finish_outcome()
+
+
+async def _aclose(source: Any) -> None:
+    close = getattr(source, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # noqa: BLE001 - a broken stream that fails to close is already abandoned
+            pass
 
 
 def _release_point(buf: str, released: int, hold: int) -> int:

@@ -775,15 +775,18 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
 
     async def upstream_text() -> AsyncIterator[str]:
         """The upstream's pieces with leaked steering cut."""
-        if first and (out := filt.feed(first)):
-            yield out
-        async for piece in source:
-            if out := filt.feed(piece):
+        try:
+            if first and (out := filt.feed(first)):
                 yield out
-            if filt.blocked:
-                break
-        if out := filt.finish():
-            yield out
+            async for piece in source:
+                if out := filt.feed(piece):
+                    yield out
+                if filt.blocked:
+                    break
+            if out := filt.finish():
+                yield out
+        finally:  # closed early (a guard failure, a client gone): free the upstream's slot now
+            await _aclose(source)
 
     async def body() -> AsyncIterator[bytes]:
         answer: list[str] = []
