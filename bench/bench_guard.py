@@ -299,11 +299,22 @@ def main() -> int:
         t = time.perf_counter()
         raw = asyncio.run(run_raw(model, prompts, args.max_tokens))
         report["raw_s"] = round(time.perf_counter() - t, 1)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        out_f = args.out.open("w", encoding="utf-8")  # each phase is written when it ends
+
+        def write(variant: str, rows: list[dict], answers: list[tuple[str, dict]]) -> None:
+            for p, (ans, g) in zip(rows, answers, strict=True):
+                out_f.write(json.dumps({**p, "variant": variant, "answer": ans, "guard": g,
+                                        "key": answer_key(p["prompt"], ans)}, ensure_ascii=False) + "\n")
+            out_f.flush()
+
+        write("raw", prompts, [(a, {}) for a in raw])
         srv = start_proxy(args, tmp)
         t = time.perf_counter()
         served = run_serve(srv.base_url, prompts, args.max_tokens, args.stream_every)
         report["serve_s"] = round(time.perf_counter() - t, 1)
         srv.stop()
+        write("serve", prompts, served)
         sub = prompts[: args.respond_n] if args.respond_n else []
         # the respond subset keeps the harmful/safe mix: take from both ends
         if args.respond_n:
@@ -313,6 +324,8 @@ def main() -> int:
         t = time.perf_counter()
         responded = asyncio.run(run_respond(model, sub, args.max_tokens)) if sub else []
         report["respond_s"] = round(time.perf_counter() - t, 1)
+        write("respond", sub, responded)
+        out_f.close()
         tables = [summarise("raw", prompts, raw, labels),
                   summarise("pearl serve", prompts, [a for a, _ in served], labels)]
         if sub:
@@ -324,15 +337,6 @@ def main() -> int:
             actions[g.get("action", "?")] = actions.get(g.get("action", "?"), 0) + 1
         report["serve_guard_actions"] = actions
         report["tables"] = tables
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("w", encoding="utf-8") as f:
-            for i, p in enumerate(prompts):
-                for variant, ans, g in (("raw", raw[i], {}), ("serve", served[i][0], served[i][1])):
-                    f.write(json.dumps({**p, "variant": variant, "answer": ans, "guard": g,
-                                        "key": answer_key(p["prompt"], ans)}, ensure_ascii=False) + "\n")
-            for p, (ans, g) in zip(sub, responded, strict=True):
-                f.write(json.dumps({**p, "variant": "respond", "answer": ans, "guard": g,
-                                    "key": answer_key(p["prompt"], ans)}, ensure_ascii=False) + "\n")
     report["overhead"] = overhead(args, tmp)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if "tables" in report:
