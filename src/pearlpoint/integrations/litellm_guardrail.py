@@ -131,8 +131,9 @@ class PearlGuardrail(CustomGuardrail):
             cfg.csa.guard_file = str(guard_file)
         self.cfg = cfg
         self.expose_pearl = bool(expose_pearl)
+        # the policy first: a bad guard file stops LiteLLM's start with one line naming file, line and key
+        self.guard = Guard.load(cfg.csa.guard_file) if cfg.csa.guard else None
         self.engine = CSAEngine(cfg)
-        self.guard = Guard.load(cfg.csa.guard_file) if cfg.csa.guard else None  # ConfigError names file/line
         if warm_up:
             self.engine.warm_up()
             if self.guard is not None:
