@@ -174,6 +174,8 @@ def test_benign_prompt_gets_the_upstream_answer_with_steering(client, upstream) 
     assert sent[0]["role"] == "system" and sent[0]["content"]  # the hidden steering went first ...
     assert sent[-1] == {"role": "user", "content": "How do I bake banana bread?"}  # ... the user's turn intact
     assert sent[0]["content"] not in resp.choices[0].message.content
+    rest = {k: v for k, v in upstream.requests[n].items() if k != "messages"}
+    assert "pearl" not in json.dumps(rest) and "mock_response" not in rest  # our bookkeeping stays in LiteLLM
 
 
 def test_benign_stream_is_released_after_the_check(client) -> None:
@@ -183,13 +185,29 @@ def test_benign_stream_is_released_after_the_check(client) -> None:
     assert pearl is not None and pearl["guard"]["action"] == "passed" and pearl["level"] == "R0"
 
 
-def test_checked_stream_never_releases_a_harmful_draft(client) -> None:
-    """The upstream complies; the guard holds the window, fails it and sends the composed reply instead."""
-    text, headers, pearl = _stream(client, BOMB_CHECKED)
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_harmful_draft_is_regenerated_once_then_composed(client, upstream, stream: bool) -> None:
+    """The upstream complies twice: the guard fails the draft (a stream: before releasing any of it),
+    asks once more through LiteLLM's router with stronger steering, fails that too and composes."""
+    n = len(upstream.requests)
+    if stream:
+        text, headers, pearl = _stream(client, BOMB_CHECKED)
+        assert headers["x-pearl-guard"] == "check;streamed"
+    else:
+        raw = client.chat.completions.with_raw_response.create(model="pearl-mock",
+                                                               messages=[{"role": "user", "content": BOMB_CHECKED}])
+        resp = raw.parse()
+        text, headers, pearl = resp.choices[0].message.content, dict(raw.headers), resp.model_extra["pearl"]
+        assert headers["x-pearl-guard"].startswith("composed;")
     assert not _harmful_left(text), text
-    assert text.strip()
+    assert "Testland hazard line" in text
     assert pearl is not None and pearl["guard"]["action"] == "composed"
-    assert headers["x-pearl-guard"] in ("check;streamed", pearl["guard"]["action"] + ";policy:compose")
+    # Guard.arun counts the calls it made itself (the regeneration; the caller had the draft), astream
+    # counts the stream too -- the same figures `pearl serve` reports
+    assert pearl["guard"]["upstream_calls"] == (2 if stream else 1)
+    assert len(upstream.requests) == n + 2  # the draft and the one regeneration
+    retry = upstream.requests[n + 1]["messages"]
+    assert retry[0]["role"] == "system" and retry[0]["content"] != upstream.requests[n]["messages"][0]["content"]
 
 
 MALFORMED = {
