@@ -247,6 +247,8 @@ def test_guard_file_is_checked_at_start_and_honoured(tmp_path: Path) -> None:
     from pearlpoint.errors import ConfigError
     from pearlpoint.integrations.litellm_guardrail import PearlGuardrail
 
+    with pytest.raises(ConfigError, match=r"needs mode \[pre_call, post_call\]"):
+        PearlGuardrail(guardrail_name="pearl", event_hook="post_call")
     bad = tmp_path / "bad.yaml"
     bad.write_text("actions:\n  safe_framing: {default: sometimes}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml:2: .*actions\.safe_framing\.default"):

@@ -65,6 +65,7 @@ class _Pending:
     headers: dict[str, str] = field(default_factory=dict)
     outcome: Any = None  # GuardOutcome settled before the call (compose)
     params: dict[str, Any] = field(default_factory=dict)  # generation params for a regeneration
+    client: str = ""  # whose conversation memory (the LiteLLM key), as `pearl serve` scopes it
     skipped: str | None = None
 
 
@@ -92,6 +93,17 @@ def text_messages(raw: Any) -> tuple[list[dict[str, str]], str | None]:
     if not any(m["role"] == "user" and m["content"].strip() for m in out):
         return [], "no_user_text"
     return out, None
+
+
+def _hook_names(event_hook: Any) -> set[str]:
+    """The lifecycle events a configured ``mode`` names (a string, a list, or LiteLLM's enum values)."""
+    items = event_hook if isinstance(event_hook, (list, tuple, set)) else [event_hook]
+    return {str(getattr(h, "value", h)) for h in items if h is not None}
+
+
+def _client_of(user_api_key_dict: Any) -> str:
+    """Whose conversation memory a request reads: the LiteLLM key (hashed by LiteLLM), else its user."""
+    return str(getattr(user_api_key_dict, "token", None) or getattr(user_api_key_dict, "user_id", None) or "")
 
 
 def _call_id(data: Any) -> str | None:
@@ -122,10 +134,17 @@ class PearlGuardrail(CustomGuardrail):
 
     def __init__(self, guard_file: str | None = None, pearl_config: str | None = None,
                  expose_pearl: bool = True, warm_up: bool = True, **kwargs: Any) -> None:
+        from pearlpoint.errors import ConfigError
         from pearlpoint.guard import Guard
         from pearlpoint.serve.config import ServeConfig, load_config
         from pearlpoint.serve.csa import CSAEngine
 
+        name, hooks = kwargs.get("guardrail_name"), _hook_names(kwargs.get("event_hook"))
+        if "pre_call" not in hooks:
+            raise ConfigError(f"guardrail {name!r}: PearlGuardrail needs mode [pre_call, post_call] (pre_call "
+                              f"decides and steers; got {sorted(hooks) or 'no mode'})")
+        if "post_call" not in hooks:
+            log.warning("guardrail %r: a mode without post_call steers requests but never checks an answer", name)
         cfg = load_config(pearl_config) if pearl_config else ServeConfig()
         if guard_file:
             cfg.csa.guard_file = str(guard_file)
@@ -172,6 +191,11 @@ class PearlGuardrail(CustomGuardrail):
             if not isinstance(data.get("metadata"), dict):
                 data["metadata"] = {}
             data["metadata"]["pearl_call_id"] = cid
+        if isinstance(data.get("n"), int) and data["n"] > 1:
+            from fastapi import HTTPException
+
+            raise HTTPException(status_code=400, detail={"error": "pearl guardrail: only one choice per request "
+                                                                  "is guarded; send n=1"})
         turns, why = text_messages(data.get("messages"))
         if why is not None:
             self._put(cid, _Pending(created=time.monotonic(), skipped=why,
@@ -184,7 +208,8 @@ class PearlGuardrail(CustomGuardrail):
             self._put(cid, _Pending(created=time.monotonic(), skipped="unreadable",
                                     headers={"x-pearl-guard": "skipped;unreadable"} if self.expose_pearl else {}))
             return data
-        decision = await self._decide(req, user_api_key_dict)
+        client = _client_of(user_api_key_dict)
+        decision = await self._decide(req, client)
         from pearlpoint.guard import GuardContext
         from pearlpoint.serve.leak import LeakGuard
 
@@ -192,7 +217,7 @@ class PearlGuardrail(CustomGuardrail):
         mode = self.guard.mode_for(ctx) if self.guard is not None else "trust"
         pearl = decision.public()
         pearl["call_id"] = cid
-        st = _Pending(created=time.monotonic(), req=req, decision=decision, ctx=ctx, mode=mode, pearl=pearl,
+        st = _Pending(created=time.monotonic(), req=req, decision=decision, ctx=ctx, mode=mode, pearl=pearl, client=client,
                       leak=LeakGuard(protected=[decision.steering] if self.cfg.csa.leak_filter and
                                      decision.steering else []),
                       params={k: data[k] for k in ("temperature", "top_p", "max_tokens", "max_completion_tokens",
@@ -215,12 +240,11 @@ class PearlGuardrail(CustomGuardrail):
         self._put(cid, st)
         return data
 
-    async def _decide(self, req: Any, user_api_key_dict: Any) -> Any:
+    async def _decide(self, req: Any, client: str) -> Any:
         from fastapi import HTTPException
 
         from pearlpoint.llm import Message
 
-        client = str(getattr(user_api_key_dict, "token", None) or getattr(user_api_key_dict, "user_id", None) or "")
         try:
             return await self.engine.decide([Message(role=m.plain_role, content=m.text())  # type: ignore[arg-type]
                                              for m in req.messages], client=client)
@@ -235,6 +259,16 @@ class PearlGuardrail(CustomGuardrail):
         st.pearl["guard"] = {k: v for k, v in outcome.as_dict().items() if k != "checks"}
         if self.expose_pearl:
             st.headers["x-pearl-guard"] = outcome.header.encode("ascii", "replace").decode()
+
+    def _remember(self, st: _Pending, answer: str) -> None:
+        """The answered turn into the engine's conversation memory, so the next turn of this conversation
+        is decided with this one's decision as its prior (``pearl serve``'s ``_remember``)."""
+        from pearlpoint.serve.app import _remember
+
+        try:
+            _remember(self, st.req, st.decision, answer, st.client)  # type: ignore[arg-type] - needs .engine only
+        except Exception:  # noqa: BLE001 - memory is an improvement, never a reason to fail the answer
+            log.warning("pearl guardrail: could not remember the turn", exc_info=True)
 
     def _regenerate(self, st: _Pending, data: dict) -> Any:
         """The guard's one re-steered retry, through LiteLLM's router (same model group, no proxy hooks)."""
@@ -287,6 +321,7 @@ class PearlGuardrail(CustomGuardrail):
                     choice.finish_reason = "content_filter"
             if outcome is not None:
                 self._note(st, outcome)
+            self._remember(st, message.content or "")
             st.pearl.setdefault("leak_blocked", False)
             if self.expose_pearl:
                 response.pearl = st.pearl
@@ -322,6 +357,8 @@ class PearlGuardrail(CustomGuardrail):
                     if st is not None and st.outcome is not None and self.expose_pearl and _finishes(chunk):
                         _attach(chunk, st.pearl)
                     yield chunk
+                if st is not None and st.outcome is not None:
+                    self._remember(st, st.outcome.text)
                 return
             async for chunk in self._guarded_stream(st, response, request_data):
                 yield chunk
@@ -365,16 +402,19 @@ class PearlGuardrail(CustomGuardrail):
         pieces = (self.guard.astream(st.ctx, text(), regenerate=self._regenerate(st, data),
                                      on_done=lambda o: got.__setitem__("outcome", o))
                   if self.guard is not None else text())
+        sent: list[str] = []
         async for piece in pieces:
             if not piece:
                 continue
+            sent.append(piece)
             yield make(Delta(role="assistant", content=piece) if first else Delta(content=piece))
             first = False
         for chunk in held:
             if getattr(chunk, "choices", None):
                 yield chunk
-        outcome = got.get("outcome") or GuardOutcome(text="", action="trusted", mode="trust")
+        outcome = got.get("outcome") or GuardOutcome(text="".join(sent), action="trusted", mode="trust")
         self._note(st, outcome)
+        self._remember(st, "".join(sent))
         blocked = filt.blocked or bool(st.pearl.get("leak_blocked"))
         st.pearl["leak_blocked"] = blocked
         final = make(Delta(), "content_filter" if blocked and outcome.action not in ("composed", "regenerated")
