@@ -128,13 +128,17 @@ def client(proxy: dict[str, Any]) -> openai.OpenAI:
     return openai.OpenAI(base_url=proxy["url"] + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=60)
 
 
-def _stream(client: openai.OpenAI, prompt: str) -> tuple[str, dict[str, str], dict[str, Any] | None]:
+def _stream(client: openai.OpenAI, prompt: str, usage: list | None = None
+            ) -> tuple[str, dict[str, str], dict[str, Any] | None]:
     with client.chat.completions.with_streaming_response.create(
-            model="pearl-mock", stream=True, messages=[{"role": "user", "content": prompt}]) as raw:
+            model="pearl-mock", stream=True, stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": prompt}]) as raw:
         headers = dict(raw.headers)
         chunks = list(raw.parse())
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
     final = [(ch.model_extra or {}).get("pearl") for ch in chunks if ch.choices and ch.choices[0].finish_reason]
+    if usage is not None:
+        usage.extend(ch.usage for ch in chunks if ch.usage is not None)
     return text, headers, (final[-1] if final else None)
 
 
@@ -179,8 +183,10 @@ def test_benign_prompt_gets_the_upstream_answer_with_steering(client, upstream) 
 
 
 def test_benign_stream_is_released_after_the_check(client) -> None:
-    text, headers, pearl = _stream(client, "How do I bake banana bread?")
+    usage: list = []
+    text, headers, pearl = _stream(client, "How do I bake banana bread?", usage)
     assert text == BENIGN
+    assert usage and usage[-1].completion_tokens > 0  # stream_options.include_usage survives the guard
     assert headers["x-pearl-guard"] == "check;streamed"
     assert pearl is not None and pearl["guard"]["action"] == "passed" and pearl["level"] == "R0"
 

@@ -373,7 +373,8 @@ class PearlGuardrail(CustomGuardrail):
 
         filt = StreamLeakFilter(st.leak, st.decision.lang)
         template: dict[str, Any] = {}
-        held: list[Any] = []  # chunks that are not text (tool-call deltas, the usage chunk): sent after the text
+        held: list[Any] = []  # tool-call deltas: not text the guard can judge, sent after the text
+        usage: list[Any] = []  # LiteLLM's usage chunk (stream_options.include_usage): sent last
         got: dict[str, Any] = {}
 
         async def text() -> AsyncIterator[str]:
@@ -384,8 +385,10 @@ class PearlGuardrail(CustomGuardrail):
                 choices = getattr(chunk, "choices", None) or []
                 delta = getattr(choices[0], "delta", None) if choices else None
                 piece = getattr(delta, "content", None) if delta is not None else None
-                if getattr(delta, "tool_calls", None) or not choices and getattr(chunk, "usage", None):
+                if getattr(delta, "tool_calls", None):
                     held.append(chunk)
+                elif getattr(chunk, "usage", None) is not None and not piece:
+                    usage.append(chunk)
                 if piece and (out := filt.feed(piece)):
                     yield out
                 if filt.blocked:
@@ -410,8 +413,7 @@ class PearlGuardrail(CustomGuardrail):
             yield make(Delta(role="assistant", content=piece) if first else Delta(content=piece))
             first = False
         for chunk in held:
-            if getattr(chunk, "choices", None):
-                yield chunk
+            yield chunk
         outcome = got.get("outcome") or GuardOutcome(text="".join(sent), action="trusted", mode="trust")
         self._note(st, outcome)
         self._remember(st, "".join(sent))
@@ -422,9 +424,8 @@ class PearlGuardrail(CustomGuardrail):
         if self.expose_pearl:
             _attach(final, st.pearl)
         yield final
-        for chunk in held:
-            if not getattr(chunk, "choices", None):  # the usage chunk comes last
-                yield chunk
+        for chunk in usage[-1:]:  # the upstream's token counts (the guarded text may be shorter or composed)
+            yield chunk
 
 
 def _attach(chunk: Any, pearl: dict[str, Any]) -> None:
