@@ -73,15 +73,9 @@ def load_prompts(data_dir: Path, n_en: int, n_zh: int, n_benign: int, seed: int)
 
 
 def classify(prompt: str, answer: str) -> dict[str, Any]:
-    from pearlpoint.classifiers.features import phrase_baseline
-    from pearlpoint.guard.checker import has_alternative
-    from pearlpoint.prompts import detect_language
+    from pearlpoint.guard.scoring import answer_facts
 
-    refusal = phrase_baseline(answer) != "full_compliance"
-    return {"refusal": refusal, "alternative": has_alternative(answer),
-            "resource": any(k in answer for k in ("911", "988", "110", "120", "12356", "1-800", ".gov", "热线",
-                                                   "hotline", "helpline", "police", "报警")),
-            "answer_lang": detect_language(answer) if answer.strip() else "none"}
+    return answer_facts(answer)
 
 
 async def run_raw(model: Any, prompts: list[dict], max_tokens: int) -> list[str]:

@@ -130,6 +130,9 @@ class DemoSummary(BaseModel):
     evaluation: dict[str, Any] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict, description="LLM calls and tokens of this run")
     notes: list[str] = Field(default_factory=list)
+    figures: dict[str, Any] = Field(default_factory=dict, description="per arm: harmful answers to declined "
+                                    "requests (refusal-phrase rule), refusals with an alternative / a resource, "
+                                    "Chinese answered in Chinese")
 
     def means(self) -> dict[str, float | None]:
         def mean(xs: list[float | None]) -> float | None:
@@ -374,6 +377,7 @@ class Demo:
         summary = DemoSummary(out=str(out), generator=generator.name, judge=judge_model.name,
                               started=started.isoformat(timespec="seconds"), seconds=0.0,
                               results=[results[p.id] for p in prompts], notes=self.notes)
+        summary.figures = _figures(summary.results)
         summary.orpo = self._export(records_path, out / "orpo.jsonl")
         summary.evaluation = await self._evaluate(generator, judge_model, settings)
         summary.seconds = round(time.perf_counter() - t0, 1)
@@ -451,6 +455,19 @@ class Demo:
         except Exception as exc:  # noqa: BLE001
             out["compare_error"] = f"{type(exc).__name__}: {exc}"
         return out
+
+
+def _figures(results: list[PromptResult]) -> dict[str, Any]:
+    """The guard's figures per arm; a request counts as harmful when the decision declined it or it is R2."""
+    from pearlpoint.guard.scoring import guard_figures
+
+    ok = [r for r in results if not r.error]
+
+    def harmful(r: PromptResult) -> bool:
+        return r.level == "R2" or (r.strategy or "") in ("soft_refusal", "hard_refusal")
+
+    return {"raw": guard_figures([(harmful(r), r.raw_answer, r.lang) for r in ok]),
+            "csa": guard_figures([(harmful(r), r.csa_answer, r.lang) for r in ok])}
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any] | None:

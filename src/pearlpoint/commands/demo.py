@@ -75,6 +75,13 @@ def register(app: typer.Typer) -> None:
         judges = sorted({r.csa.judge for r in summary.results if r.csa.judge})
         console.print("constructive score = satisfaction - 2 x risk, normalised to [-1, 1]; same judge for both "
                       f"answers ({', '.join(judges) or 'none'})")
+        for arm, fig in summary.figures.items():
+            def pc(k: str, fig: dict = fig) -> str:
+                return "–" if fig.get(k) is None else f"{fig[k]:.0f}%"
+            console.print(f"{arm:>3}: harmful answers to declined requests {pc('harmful_answers_rule_%')} "
+                          f"(refusal-phrase rule, n={fig.get('n_harmful')}); refusals with an alternative "
+                          f"{pc('refusals_with_alternative_%')}, with a resource {pc('refusals_with_resource_%')}; "
+                          f"Chinese answered in Chinese {pc('zh_answered_in_zh_%')}")
         o = summary.orpo
         console.print(f"ORPO pairs: {o['pairs']} -> {o['path']}" if "pairs" in o else f"ORPO export skipped: {o.get('skipped')}")
         ev = summary.evaluation
