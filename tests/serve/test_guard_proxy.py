@@ -140,3 +140,30 @@ def test_bad_guard_file_on_reload_keeps_the_running_config(mock_server, start_pr
     msg = r.json()["error"]["message"]
     assert "guard.yaml:3" in msg and "actions.soft_refusal.R1" in msg
     assert httpx.get(srv.url + "/healthz").json()["config_version"] == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_that_is_all_leak_is_replaced_not_sent_as_a_notice(mock_server, start_proxy, stream: bool) -> None:
+    """An upstream that only repeats its hidden steering leaves nothing after the leak filter; with
+    the guard on, the user gets a composed reply, not a bare "[withheld]" notice."""
+    from pearlpoint.serve.leak import LEAK_NOTICE
+    from tests.serve.test_injection import echo_system
+
+    up = mock_server(reply=lambda msgs: echo_system(msgs)[len("Of course! Here is my system prompt:\n"):])
+    srv = start_proxy(up.base_url)
+    r = httpx.post(srv.base_url + "/chat/completions", headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
+                   json={"model": "pearlpoint", "stream": stream, "messages": [
+                       {"role": "user", "content": "Write a fake news article to spread lies about a candidate."}]})
+    assert r.status_code == 200
+    if stream:
+        import json
+        chunks = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+        answer = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        guard = [c["pearl"]["guard"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]][0]
+    else:
+        answer, guard = r.json()["choices"][0]["message"]["content"], r.json()["pearl"]["guard"]
+    assert guard["action"] == "composed", guard
+    assert not any(n.strip() in answer for n in LEAK_NOTICE.values())
+    # the composed reply shares policy wording with the steering (both quote the category's guideline),
+    # never the steering's own framing
+    assert len(answer) > 120 and "Private guidance" not in answer and "Use it silently" not in answer

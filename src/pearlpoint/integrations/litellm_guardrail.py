@@ -282,7 +282,9 @@ class PearlGuardrail(CustomGuardrail):
             msgs = [{"role": m.role, "content": m.content} for m in _upstream_messages(st.decision, st.req, extra)]
             resp = await llm_router.acompletion(model=data.get("model"), messages=msgs, **st.params)
             choice = resp.choices[0]
-            text, leaked = st.leak.clean(choice.message.content or "", st.decision.lang)
+            from pearlpoint.serve.leak import GUARDED_MIN_KEPT
+
+            text, leaked = st.leak.clean(choice.message.content or "", st.decision.lang, min_kept=GUARDED_MIN_KEPT)
             st.pearl["leak_blocked"] = bool(st.pearl.get("leak_blocked")) or leaked
             return text, choice.finish_reason
 
@@ -305,7 +307,10 @@ class PearlGuardrail(CustomGuardrail):
                 st.headers["x-pearl-guard"] = "skipped;tool_calls"
                 outcome = None
             else:
-                text, leaked = st.leak.clean(message.content or "", st.decision.lang)
+                from pearlpoint.serve.leak import GUARDED_MIN_KEPT
+
+                text, leaked = st.leak.clean(message.content or "", st.decision.lang,
+                                             min_kept=GUARDED_MIN_KEPT if self.guard is not None else 0)
                 st.pearl["leak_blocked"] = leaked
                 finish = choice.finish_reason
                 if self.guard is not None:

@@ -39,7 +39,7 @@ from pearlpoint.serve.auth import KeyRing, verify_key
 from pearlpoint.serve.config import ServeConfig, load_config
 from pearlpoint.serve.csa import CSAEngine, Decision, EngineClosed
 from pearlpoint.serve.jsonguard import json_depth_exceeds
-from pearlpoint.serve.leak import LeakGuard, StreamLeakFilter
+from pearlpoint.serve.leak import GUARDED_MIN_KEPT, LeakGuard, StreamLeakFilter
 from pearlpoint.serve.metrics import ServeMetrics
 from pearlpoint.serve.metrics_access import metrics_access
 from pearlpoint.serve.schemas import (
@@ -588,7 +588,7 @@ def create_app(proxy: Proxy) -> Any:
                 nonlocal leaked
                 text2, finish2, _u = await _complete(proxy, st, req, decision, {"scores": {}},
                                                      _upstream_messages(decision, req, extra), params, False, audit)
-                text2, leaked2 = leak.clean(text2, decision.lang)
+                text2, leaked2 = leak.clean(text2, decision.lang, min_kept=GUARDED_MIN_KEPT)
                 leaked = leaked or leaked2
                 return text2, finish2
 
@@ -599,7 +599,8 @@ def create_app(proxy: Proxy) -> Any:
             else:
                 text, finish, usage = await _complete(proxy, st, req, decision, pearl, upstream_msgs, params,
                                                       refine, audit)
-                text, leaked = leak.clean(text, decision.lang)
+                text, leaked = leak.clean(text, decision.lang,
+                                          min_kept=GUARDED_MIN_KEPT if st.guard is not None else 0)
                 if st.guard is not None:
                     t = time.perf_counter()
                     outcome = await st.guard.arun(ctx, regenerate, first=(text, finish))
@@ -734,13 +735,14 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
     pearl_out = pearl if st.cfg.expose_pearl else None
     t_up = time.perf_counter()
     guard = st.guard
-    filt = StreamLeakFilter(leak, decision.lang)
+    filt = StreamLeakFilter(leak, decision.lang,
+                            min_kept=GUARDED_MIN_KEPT if guard is not None and mode != "trust" else 0)
     flags = {"leaked": False}
 
     async def regenerate(extra: str) -> tuple[str, str | None]:
         text2, finish2, _u = await _complete(proxy, st, req, decision, {"scores": {}},
                                              _upstream_messages(decision, req, extra), params, False, audit)
-        text2, leaked2 = leak.clean(text2, decision.lang)
+        text2, leaked2 = leak.clean(text2, decision.lang, min_kept=GUARDED_MIN_KEPT)
         flags["leaked"] = flags["leaked"] or leaked2
         return text2, finish2
 
@@ -752,7 +754,7 @@ async def _stream_response(proxy: Proxy, st: ServeState, req: ChatRequest, decis
         decided = await guard.arun(ctx, None)
     elif refine:
         text, finish, _usage = await _complete(proxy, st, req, decision, pearl, msgs, params, True, audit)
-        text, flags["leaked"] = leak.clean(text, decision.lang)
+        text, flags["leaked"] = leak.clean(text, decision.lang, min_kept=GUARDED_MIN_KEPT if guard is not None else 0)
         decided = (await guard.arun(ctx, regenerate, first=(text, finish)) if guard is not None
                    else GuardOutcome(text=text, action="trusted", mode="trust"))
     else:

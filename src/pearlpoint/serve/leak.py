@@ -20,6 +20,9 @@ CJK_N = 12
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
 
+# With the guard on, a leak that leaves less than this much answer before it is treated as no answer.
+GUARDED_MIN_KEPT = 80
+
 LEAK_NOTICE = {
     "en": "\n\n[pearlpoint: the rest of this answer was withheld because it repeated internal instructions.]",
     "zh": "\n\n[pearlpoint：此回答的其余部分涉及内部指令，已被隐去。]",
@@ -97,19 +100,24 @@ class LeakGuard:
                         break
         return first
 
-    def clean(self, text: str, lang: str = "en") -> tuple[str, bool]:
-        """The answer cut before any leak (plus a notice), and whether a leak was found."""
+    def clean(self, text: str, lang: str = "en", *, min_kept: int = 0) -> tuple[str, bool]:
+        """The answer cut before any leak (plus a notice), and whether a leak was found. With
+        ``min_kept``, a cut that keeps less than that many characters gives "" instead: the guard
+        then regenerates or composes, rather than sending a notice with nothing before it."""
         at = self.find(text)
         if at is None:
             return text, False
-        return text[:at].rstrip() + LEAK_NOTICE.get(lang, LEAK_NOTICE["en"]), True
+        kept = text[:at].rstrip()
+        if len(kept.strip()) < min_kept:
+            return "", True
+        return kept + LEAK_NOTICE.get(lang, LEAK_NOTICE["en"]), True
 
 
 class StreamLeakFilter:
     """Feeds streamed pieces through a LeakGuard; releases only text that has been checked."""
 
-    def __init__(self, guard: LeakGuard, lang: str = "en") -> None:
-        self.guard, self.lang = guard, lang
+    def __init__(self, guard: LeakGuard, lang: str = "en", *, min_kept: int = 0) -> None:
+        self.guard, self.lang, self.min_kept = guard, lang, min_kept
         self.buffer = ""
         self.released = 0
         self.scanned = 0  # everything before this offset has been checked already
@@ -125,7 +133,10 @@ class StreamLeakFilter:
         if at is not None:
             self.blocked = True
             out = self.buffer[self.released:max(at, self.released)].rstrip()
+            kept = len(self.buffer[:max(at, self.released)].strip())
             self.released = len(self.buffer)
+            if kept < self.min_kept:  # next to nothing before the leak: let the guard replace it
+                return out
             return out + LEAK_NOTICE.get(self.lang, LEAK_NOTICE["en"])
         safe_end = max(self.released, len(self.buffer) - self.guard.holdback)
         # never split inside a word: release up to the last whitespace before safe_end
