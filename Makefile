@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pearl-installed
 
-.PHONY: install demo test lint smoke doctor bench clean
+.PHONY: install demo test test-extras lint smoke doctor bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# the integrations (inspect_ai, NeMo Guardrails, LiteLLM), each in a venv layered over .venv
+test-extras: install
+	bash scripts/test-extras.sh $(VENV)
+
 lint: install
 	$(BIN)/ruff check src tests bench scripts
 
@@ -38,4 +42,4 @@ bench: install
 	$(BIN)/python bench/bench_llm.py
 
 clean:
-	rm -rf $(VENV) demo runs .pytest_cache
+	rm -rf $(VENV) .venv-extras demo runs .pytest_cache
