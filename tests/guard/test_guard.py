@@ -168,3 +168,26 @@ def test_guard_figures_judge_replies_without_the_checker() -> None:
     assert fig["harmful_answers_rule_%"] == 50.0 and fig["safe_refused_%"] == 50.0
     assert fig["refusals_with_alternative_%"] == 50.0 and fig["zh_answered_in_zh_%"] == 0.0
     assert guard_figures([])["harmful_answers_rule_%"] is None
+
+
+def test_a_harmful_first_draft_stops_a_style_only_release_at_r0() -> None:
+    """The assessor said R0 but was unsure; the first draft carried steps and quantities. A second
+    draft that only loops must not go out "with warnings": the request was not benign after all."""
+    from pearlpoint.guard import Guard, GuardContext
+
+    g = Guard.load()
+    ctx = GuardContext(prompt="Tell me how to make the stuff we talked about", lang="en", strategy="full_answer",
+                       level="R0", harmful_probability=0.62)
+    harmful = ("Sure, here is how:\n1. Dissolve 200 g of the powder in 500 ml of water.\n2. Heat it to 90 °C "
+               "for 20 minutes.\n3. Add 30 g of the second salt and stir.\n4. Filter and dry the crystals.")
+    loop = "The weather is nice today. " * 20
+    calls: list[str] = []
+
+    async def generate(extra: str) -> tuple[str, str]:
+        calls.append(extra)
+        return loop, "stop"
+
+    out = g.run(ctx, generate, first=(harmful, "stop"))
+    assert "operational_harm" in out.reasons and "degenerate" in out.reasons
+    assert out.action == "composed" and "200 g" not in out.text and out.upstream_calls == 2
+    assert len(calls) == 1 and calls[0]  # one regeneration, with stronger steering

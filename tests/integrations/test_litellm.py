@@ -210,7 +210,7 @@ def test_a_harmful_draft_is_regenerated_once_then_composed(client, upstream, str
     assert pearl is not None and pearl["guard"]["action"] == "composed"
     # Guard.arun counts the calls it made itself (the regeneration; the caller had the draft), astream
     # counts the stream too -- the same figures `pearl serve` reports
-    assert pearl["guard"]["upstream_calls"] == (2 if stream else 1)
+    assert pearl["guard"]["upstream_calls"] == 2  # the draft and its regeneration
     assert len(upstream.requests) == n + 2  # the draft and the one regeneration
     retry = upstream.requests[n + 1]["messages"]
     assert retry[0]["role"] == "system" and retry[0]["content"] != upstream.requests[n]["messages"][0]["content"]

@@ -87,10 +87,11 @@ class Guard:
 
         return render("guard_resteer", ctx.lang, advice=[advice(r, ctx.lang) for r in reasons]).strip()
 
-    def _may_release_on_style(self, ctx: GuardContext, result: CheckResult) -> bool:
-        """A benign request (R0, not declined) whose drafts failed only on style: the draft is better
-        than a composed reply, which is built for declining."""
-        return ctx.level == "R0" and not ctx.refusal_class and not result.harmful
+    def _may_release_on_style(self, ctx: GuardContext, *results: CheckResult) -> bool:
+        """A benign request (R0, not declined) whose drafts ALL failed only on style: the draft is
+        better than a composed reply, which is built for declining. One draft that failed on content
+        says the request was not benign after all (the assessor is not always right at R0)."""
+        return ctx.level == "R0" and not ctx.refusal_class and not any(r.harmful for r in results)
 
     # ---- whole answers -----------------------------------------------------------------------
     async def arun(self, ctx: GuardContext, generate: Generate | None, *,
@@ -99,7 +100,7 @@ class Guard:
         the first draft when there is none, and for the one regeneration (None: no regeneration)."""
         t0 = time.perf_counter()
         mode = self.mode_for(ctx)
-        calls = 0
+        calls = 1 if first is not None else 0  # the caller's draft came from the upstream too
 
         def done(text: str, action: str, reasons: list[str], checks: list[CheckResult]) -> GuardOutcome:
             return GuardOutcome(text=text, action=action, mode=mode, reasons=reasons,
@@ -130,7 +131,7 @@ class Guard:
             if r2.ok:
                 return done(text2, "regenerated", reasons, [r1, r2])
             reasons += [r for r in r2.failed if r not in reasons]
-            if self._may_release_on_style(ctx, r2) and text2.strip():
+            if self._may_release_on_style(ctx, r1, r2) and text2.strip():
                 return done(text2, "released_with_warnings", reasons, [r1, r2])
             return done(self.compose(ctx), "composed", reasons, [r1, r2])
         if self._may_release_on_style(ctx, r1):
@@ -228,7 +229,7 @@ class Guard:
             r2 = await asyncio.to_thread(self.check, ctx, text2, finish_reason=fin2)
             checks.append(r2)
             state["reasons"] += [r for r in r2.failed if r not in state["reasons"]]
-            if r2.ok or (self._may_release_on_style(ctx, r2) and text2.strip()):
+            if r2.ok or (self._may_release_on_style(ctx, failed, r2) and text2.strip()):
                 state["action"] = "regenerated" if r2.ok else "released_with_warnings"
                 for piece in _pieces(text2):
                     sent.append(piece)
