@@ -64,8 +64,10 @@ def test_per_key_rate_limit_is_429_and_other_keys_unaffected(mock_server, start_
     assert client_for(srv, key=ADMIN_KEY).chat.completions.create(**CHAT).choices[0].message.content == "ok"
 
 def test_upstream_key_never_leaves(mock_server, start_proxy) -> None:
-    # an upstream that (absurdly) puts our key in its answer: the proxy cuts it
-    up = mock_server(reply=f"my key is {UPSTREAM_KEY}, enjoy", api_key=UPSTREAM_KEY)
+    # an upstream that (absurdly) puts our key in its answer: the proxy cuts it and keeps the answer
+    # before it (long enough to count as an answer, so the guard does not replace it: see the next test)
+    prefix = "Sure, here is how the setup works: the proxy forwards each request to the upstream. And my key is"
+    up = mock_server(reply=f"{prefix} {UPSTREAM_KEY}, enjoy", api_key=UPSTREAM_KEY)
     srv = start_proxy(up.base_url)
     for stream in (False, True):
         r = httpx.post(srv.base_url + "/chat/completions", json={**CHAT, "stream": stream},
@@ -79,3 +81,16 @@ def test_upstream_key_never_leaves(mock_server, start_proxy) -> None:
     assert 'pearl_leaks_blocked_total 2' in httpx.get(srv.url + "/metrics").text
     # the upstream did receive every request (with the key it needs)
     assert up.requests and len(up.requests) == 2
+
+
+def test_an_answer_that_is_only_a_leaked_key_is_replaced(mock_server, start_proxy) -> None:
+    # cut at the key, next to nothing is left: with the guard on that is no answer, so the client gets
+    # the guard's composed reply (never the key, never a bare "my key is" stub)
+    up = mock_server(reply=f"my key is {UPSTREAM_KEY}, enjoy", api_key=UPSTREAM_KEY)
+    srv = start_proxy(up.base_url)
+    r = httpx.post(srv.base_url + "/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 200 and UPSTREAM_KEY not in r.text
+    body = r.json()
+    text = body["choices"][0]["message"]["content"]
+    assert "my key is" not in text and len(text) > 40
+    assert body["pearl"]["leak_blocked"] is True and body["pearl"]["guard"]["action"] == "composed"

@@ -53,6 +53,7 @@ class SuiteSpec:
     build: Callable[[dict[str, Any], int], dict[str, Any]]
     default_data: str | None = None              # packaged file used when --data is not given
     description: str = ""
+    packaged: str | None = None                  # built-in rows (eval/packaged.py) used when --data is not given
 
 
 def _get(row: dict[str, Any], names: Iterable[str], default: Any = None) -> Any:
@@ -206,10 +207,24 @@ def _generic(row: dict[str, Any], n: int) -> dict[str, Any]:
             "category": _get(row, ("category",)), "label": str(label).lower() if label else None}
 
 
+def _prebuilt(row: dict[str, Any], n: int) -> dict[str, Any]:
+    prompt = str(_get(row, ("prompt",)))
+    return {"id": str(_get(row, ("id",), f"item-{n}")), "prompt": prompt, "lang": _lang_of(prompt, row.get("lang")),
+            "category": _get(row, ("category",)), "label": _get(row, ("label",)),
+            "attack_method": _get(row, ("attack_method",)),
+            "meta": {k: row[k] for k in ("kind", "split", "request") if k in row}}
+
+
 SUITES: dict[str, SuiteSpec] = {s.name: s for s in [
     SuiteSpec("constructive", "{profile, task, category, level: R0|R1|R2, query[, lang, id]}",
               (("profile",), ("task",), ("category",), ("level",), ("query", "prompt")), _constructive,
               "data/constructive_suite.jsonl", "pearlpoint's constructive suite (123 items, en + zh)"),
+    SuiteSpec("lookalikes", "{prompt, label: safe[, lang, kind]}", (("prompt",),), _prebuilt,
+              description="pearlpoint's held-out over-refusal look-alikes (safe prompts that look risky), en + zh",
+              packaged="lookalikes"),
+    SuiteSpec("jailbreak-wrappers", "{prompt, label: unsafe[, attack_method, lang]}", (("prompt",),), _prebuilt,
+              description="pearlpoint's held-out harmful requests inside jailbreak wrappers, en + zh",
+              packaged="jailbreak-wrappers"),
     SuiteSpec("strata-sword", "{prompt | 'jailbreak instruction', level: 1-3[, attack_method_norm, language]}",
               (("prompt", "jailbreak instruction", "query"), ("level",)), _strata,
               description="Strata-Sword jailbreak prompts by reasoning level"),
@@ -236,7 +251,7 @@ SUITES: dict[str, SuiteSpec] = {s.name: s for s in [
 ]}
 ALIASES = {"strata": "strata-sword", "strata_sword": "strata-sword", "strata-sword-cn": "strata-sword",
            "jailbreakbench": "jbb", "jbb-behaviors": "jbb", "dna": "do-not-answer", "do_not_answer": "do-not-answer",
-           "sst": "simplesafetytests", "gsm": "gsm8k", "mcq": "mmlu", "csa": "constructive"}
+           "sst": "simplesafetytests", "wrappers": "jailbreak-wrappers", "over-refusal": "lookalikes", "gsm": "gsm8k", "mcq": "mmlu", "csa": "constructive"}
 
 
 def suite_spec(name: str) -> SuiteSpec:
@@ -255,6 +270,12 @@ def load_suite(name: str, data: str | Path | None = None, *, limit: int | None =
     from pearlpoint.io import iter_rows
 
     spec = suite_spec(name)
+    if data is None and spec.packaged is not None:
+        from pearlpoint.eval.packaged import PACKAGED
+
+        rows = PACKAGED[spec.packaged]()
+        built = [BenchItem(suite=spec.name, **spec.build(row, n)) for n, row in enumerate(rows, 1)]
+        return LoadedSuite(spec.name, f"packaged:{spec.packaged}", built[:limit] if limit else built)
     if data is None:
         if spec.default_data is None:
             raise PearlError(f"suite '{spec.name}' needs --data PATH_OR_URL (rows shaped {spec.shape})")

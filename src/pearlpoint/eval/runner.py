@@ -47,7 +47,7 @@ class EvalConfig(BaseModel):
                                               "model_name")}
 
 
-def _guideline(category: str | None, lang: str) -> tuple[str, str]:
+def guideline_for(category: str | None, lang: str) -> tuple[str, str]:
     """(category label, guideline text) for the Lingo judges; unknown categories get no rule."""
     if not category:
         return "none", ""
@@ -59,6 +59,43 @@ def _guideline(category: str | None, lang: str) -> tuple[str, str]:
         return name, cat.guideline_text(lang)
     except Exception:
         return category, ""
+
+
+async def csa_generate(prompt: str | list[Any], *, generator: Any, judge_model: Any, steps: int, max_tokens: int, lang: str,
+                       record_id: str | None = None, settings: Any = None) -> dict[str, Any]:
+    """One answer through the CSA pipeline (assess, Pearl Point, Lingo-BP, guard) and what it decided.
+    Shared by ``pearl eval --csa`` and the inspect solver, so both harnesses run the same thing."""
+    from pearlpoint.lingo import LingoConfig, respond_async
+
+    lcfg = LingoConfig(steps=steps, max_tokens=max_tokens)
+    record = await respond_async(prompt, generator=generator, judge=judge_model, config=lcfg, lang=lang,
+                                 record_id=record_id, settings=settings)
+    chosen = record.chosen
+    return {"response": record.answer, "error": record.error if not record.answer else None,
+            "csa": {"pearl_point": record.pearl_point, "category": record.category,
+                    "level": record.assessment.level.value if record.assessment else None,
+                    "iterates": len(record.iterates), "chosen_index": record.chosen_index,
+                    "chosen_satisfaction": chosen.satisfaction if chosen else None,
+                    "chosen_safety": chosen.safety if chosen else None,
+                    "warnings": record.warnings[:5]},
+            "usage": record.usage}
+
+
+async def constructive_judgement(prompt: str, response: str, *, category: str | None, lang: str,
+                                 model: Any) -> dict[str, Any]:
+    """Satisfaction and safety from the Lingo judges (the inputs of the constructive score); a judge
+    failure is a row with ``judge_error``, never an exception (except a spent budget)."""
+    from pearlpoint.lingo.judges import judge
+
+    label, guideline = guideline_for(category, lang)
+    try:
+        res = await judge(prompt, response, category=label, guideline=guideline, model=model, lang=lang)
+    except BudgetExceeded:
+        raise
+    except Exception as exc:
+        return {"satisfaction": None, "safety": None, "judge_error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return {"satisfaction": float(res.satisfaction.score), "safety": float(res.safety.score),
+            "safety_verdict": res.safety.verdict}
 
 
 def _latest_rows(path: Path) -> dict[str, dict]:
@@ -103,20 +140,9 @@ class EvalRunner:
 
         cfg = self.config
         if cfg.csa:
-            from pearlpoint.lingo import LingoConfig, respond_async
-
-            lcfg = LingoConfig(steps=cfg.csa_steps, max_tokens=cfg.max_tokens)
-            record = await respond_async(item.prompt, generator=self.generator, judge=self.judge_model, config=lcfg,
-                                         lang=item.lang, record_id=item.id, settings=self.settings)
-            chosen = record.chosen
-            return {"response": record.answer, "error": record.error if not record.answer else None,
-                    "csa": {"pearl_point": record.pearl_point, "category": record.category,
-                            "level": record.assessment.level.value if record.assessment else None,
-                            "iterates": len(record.iterates), "chosen_index": record.chosen_index,
-                            "chosen_satisfaction": chosen.satisfaction if chosen else None,
-                            "chosen_safety": chosen.safety if chosen else None,
-                            "warnings": record.warnings[:5]},
-                    "usage": record.usage}
+            return await csa_generate(item.prompt, generator=self.generator, judge_model=self.judge_model,
+                                      steps=cfg.csa_steps, max_tokens=cfg.max_tokens, lang=item.lang,
+                                      record_id=item.id, settings=self.settings)
         if item.suite == "mmlu":
             msgs = render_messages("eval_mcq", lang=item.lang, question=item.prompt, choices=item.choices or [])
         elif item.suite == "gsm8k":
@@ -150,18 +176,8 @@ class EvalRunner:
         return out
 
     async def _constructive(self, item: BenchItem, response: str) -> dict[str, Any]:
-        from pearlpoint.lingo.judges import judge
-
-        label, guideline = _guideline(item.category, item.lang)
-        try:
-            res = await judge(item.prompt, response, category=label, guideline=guideline, model=self.judge_model,
-                              lang=item.lang)
-        except BudgetExceeded:
-            raise
-        except Exception as exc:
-            return {"satisfaction": None, "safety": None, "judge_error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-        return {"satisfaction": float(res.satisfaction.score), "safety": float(res.safety.score),
-                "safety_verdict": res.safety.verdict}
+        return await constructive_judgement(item.prompt, response, category=item.category, lang=item.lang,
+                                            model=self.judge_model)
 
     async def score_item(self, item: BenchItem) -> dict[str, Any]:
         row: dict[str, Any] = item.model_dump(exclude={"meta", "choices"}, exclude_none=True)
