@@ -120,7 +120,7 @@ def main() -> None:
             if d.exists():
                 for f in d.glob("*"):
                     f.unlink()
-        pe_cmd = [str(bindir / "pearl"), "eval", "--suite", "constructive", "--data", str(rows), "--out", str(pe_dir),
+        pe_cmd = [sys.executable, "-m", "pearlpoint", "eval", "constructive", "--data", str(rows), "--out", str(pe_dir),
                   "--max-tokens", str(args.max_tokens), "--csa-steps", str(args.csa_steps)] + (["--csa"] if csa else [])
         in_cmd = [str(bindir / "inspect"), "eval", "pearlpoint/constructive", "--model", "pearlpoint/embedded",
                   "-T", f"data={rows}", "-T", f"max_tokens={args.max_tokens}", "-T", f"csa_steps={args.csa_steps}",

@@ -23,10 +23,12 @@ from pearlpoint.errors import PearlError
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        suite: str = typer.Argument(..., help="constructive | strata-sword | xstest | strongreject | harmbench | "
-                                              "jbb | do-not-answer | simplesafetytests | mmlu | gsm8k | generic"),
+        suite: str = typer.Argument(..., help="constructive | lookalikes | jailbreak-wrappers | strata-sword | xstest | "
+                                              "strongreject | harmbench | jbb | do-not-answer | simplesafetytests | "
+                                              "mmlu | gsm8k | generic"),
         data: str = typer.Option(None, "--data", "-d", help="Path or URL of the benchmark file (default: the "
-                                                            "packaged suite, for constructive/mmlu/gsm8k)."),
+                                                            "packaged suite, for constructive, lookalikes, "
+                                                            "jailbreak-wrappers, mmlu and gsm8k)."),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder (responses.jsonl, metrics.json, report.html)."),
         model: str = typer.Option(None, "--model", "-m", help="Backend: embedded (default) | openai | hf."),
         model_name: str = ModelNameOpt, base_url: str = BaseUrlOpt, api_key: str = ApiKeyOpt,
