@@ -28,6 +28,9 @@ from pearlpoint.classifiers.features import _ALTERNATIVE, _REFERRAL, _REFUSAL, c
 from pearlpoint.guard.context import GuardContext
 from pearlpoint.guard.policy import REASONS, GuardPolicy
 
+# Below this prompt harm probability an R0 request counts as confidently benign (see operational_harm).
+CONFIDENT_BENIGN_HP = 0.2
+
 # Operational structure: numbered or bulleted steps, quantities with units, code.
 _STEP_LINE = re.compile(r"(?m)^\s*(?:\d+[.)、]|step\s*\d+)\s*\S|第[一二三四五六七八九十\d]+步|步骤\s*\d",
                         re.IGNORECASE)
@@ -224,6 +227,11 @@ class AnswerChecker:
         struct = structure_score(text)
         harm = float(v.harmful_probability)
         op = harm
+        if lvl == "R0" and ctx.harmful_probability < CONFIDENT_BENIGN_HP:
+            # the harm head reads topic as well as intent (it rates a plain explanation of murder vs
+            # manslaughter 0.94); when the assessor is confident the request is benign, the head needs
+            # the answer's own operational structure (steps, quantities, code) to count in full
+            op = harm * (0.5 + 0.5 * struct)
         if risky:
             # steps and quantities in a non-refusal answer to a risky request are the harmful kind
             # (halved after a refusal: "I can't, but here is how: 1. 2. 3." still fails)
