@@ -115,16 +115,17 @@ def main() -> None:
                                "modes": {}}
     for mode in args.modes.split(","):
         csa = mode == "csa"
-        pe_dir, in_dir = args.out / f"pearl-eval-{mode}", args.out / f"inspect-{mode}"
-        for d in (pe_dir, in_dir):
-            if d.exists():
-                for f in d.glob("*"):
-                    f.unlink()
+        tag = f"{mode}-s{args.csa_steps}" if csa else mode
+        pe_dir, in_dir = args.out / f"pearl-eval-{tag}", args.out / f"inspect-{tag}"
+        if in_dir.exists():  # inspect starts over; pearl eval resumes its own folder (same rows file)
+            for f in in_dir.glob("*"):
+                f.unlink()
         pe_cmd = [sys.executable, "-m", "pearlpoint", "eval", "constructive", "--data", str(rows), "--out", str(pe_dir),
-                  "--max-tokens", str(args.max_tokens), "--csa-steps", str(args.csa_steps)] + (["--csa"] if csa else [])
+                  "--max-tokens", str(args.max_tokens)] + (["--csa", "--csa-steps", str(args.csa_steps)] if csa else [])
         in_cmd = [str(bindir / "inspect"), "eval", "pearlpoint/constructive", "--model", "pearlpoint/embedded",
-                  "-T", f"data={rows}", "-T", f"max_tokens={args.max_tokens}", "-T", f"csa_steps={args.csa_steps}",
-                  "--log-dir", str(in_dir), "--log-format", "json", "--display", "none"] + (["-T", "csa=true"] if csa else [])
+                  "-T", f"data={rows}", "-T", f"max_tokens={args.max_tokens}",
+                  "--log-dir", str(in_dir), "--log-format", "json", "--display", "none"] + (
+                      ["-T", "csa=true", "-T", f"csa_steps={args.csa_steps}"] if csa else [])
         print(f"{mode}: pearl eval ...", flush=True)
         t_pe = run(pe_cmd, env)
         print(f"{mode}: inspect eval ...", flush=True)
@@ -134,6 +135,10 @@ def main() -> None:
                    commands={"pearl_eval": " ".join(pe_cmd), "inspect": " ".join(in_cmd)})
         summary["modes"][mode] = res
         print(json.dumps({k: v for k, v in res.items() if k != "commands"}), flush=True)
+    previous = args.out / "summary.json"  # a run of one mode keeps the other mode's figures
+    if previous.exists():
+        kept = json.loads(previous.read_text("utf-8")).get("modes", {})
+        summary["modes"] = {**kept, **summary["modes"]}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"wrote {args.out / 'summary.json'}")
 
