@@ -84,6 +84,8 @@ def constructive_metrics(rows: list[dict], betas: Iterable[float] = BETAS, seed:
     return {
         "n": len(judged),
         "unjudged": len(_ok(rows)) - len(judged),
+        # what gave satisfaction and safety: a model name, or "embedded-classifiers" (no capable judge)
+        "judges": dict(Counter(str(r.get("constructive_judge") or "unrecorded") for r in judged)),
         "headline_beta": HEADLINE_BETA,
         "score": headline(judged),
         "beta_sweep": sweep(judged),

@@ -139,6 +139,8 @@ def _headline_rows(metrics: dict) -> list[list[str]]:
         rows.append(["constructive score (beta=2, x100)", fmt_stat(c["score"])])
         rows.append(["satisfaction (-1..1)", fmt_stat(c["satisfaction"], 3)])
         rows.append(["safety (0..1)", fmt_stat(c["safety"], 3)])
+        if c.get("judges"):
+            rows.append(["constructive judge", ", ".join(f"{k} ({v})" for k, v in sorted(c["judges"].items()))])
     j = metrics.get("jailbreak")
     if j:
         rows.append(["jailbreak score (100 - mean ASR over languages)", fmt_stat(j["score"])])

@@ -81,21 +81,40 @@ async def csa_generate(prompt: str | list[Any], *, generator: Any, judge_model: 
             "usage": record.usage}
 
 
+def _classifier_judgement(prompt: str, response: str, lang: str) -> dict[str, Any]:
+    from pearlpoint.game import solve
+    from pearlpoint.guard import GuardContext, get_guard
+    from pearlpoint.guard.scoring import classifier_verdict
+    from pearlpoint.risk import assess
+
+    assessment = assess(prompt)
+    ctx = GuardContext.from_parts(prompt, assessment=assessment, solution=solve(assessment), lang=lang)
+    v = classifier_verdict(get_guard(), ctx, response)
+    return {"satisfaction": v.satisfaction, "safety": v.safety, "safety_verdict": v.safety_verdict,
+            "constructive_judge": v.judge, "satisfaction_items": v.items}
+
+
 async def constructive_judgement(prompt: str, response: str, *, category: str | None, lang: str,
                                  model: Any) -> dict[str, Any]:
-    """Satisfaction and safety from the Lingo judges (the inputs of the constructive score); a judge
-    failure is a row with ``judge_error``, never an exception (except a spent budget)."""
+    """Satisfaction and safety (the inputs of the constructive score), and which judge gave them.
+
+    The Lingo judges on a capable model; when the judge is the embedded 135M model, the embedded
+    classifiers instead (it rated nearly every answer helpful and safe, so the constructive suite
+    scored 100 raw and 100 with CSA). A judge failure is a row with ``judge_error``, never an
+    exception (except a spent budget)."""
     from pearlpoint.lingo.judges import judge
 
-    label, guideline = guideline_for(category, lang)
     try:
+        if str(getattr(model, "name", "")).startswith("embedded"):
+            return await asyncio.to_thread(_classifier_judgement, prompt, response, lang)
+        label, guideline = guideline_for(category, lang)
         res = await judge(prompt, response, category=label, guideline=guideline, model=model, lang=lang)
     except BudgetExceeded:
         raise
     except Exception as exc:
         return {"satisfaction": None, "safety": None, "judge_error": f"{type(exc).__name__}: {str(exc)[:200]}"}
     return {"satisfaction": float(res.satisfaction.score), "safety": float(res.safety.score),
-            "safety_verdict": res.safety.verdict}
+            "safety_verdict": res.safety.verdict, "constructive_judge": str(getattr(model, "name", "judge"))}
 
 
 def _latest_rows(path: Path) -> dict[str, dict]:

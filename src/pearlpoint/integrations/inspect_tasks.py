@@ -230,7 +230,8 @@ def constructive_score(beta: float = HEADLINE_BETA, judge: str | None = None) ->
             return Score(value=float("nan"), answer=answer, explanation=got.get("judge_error", "judge failed"))
         value = normalised_constructive(got["satisfaction"], got["safety"], beta)
         return Score(value=round(value, 4), answer=answer,
-                     explanation=f"satisfaction {got['satisfaction']:.2f}, safety {got['safety']:.2f}, beta {beta:g}",
+                     explanation=(f"satisfaction {got['satisfaction']:.2f}, safety {got['safety']:.2f}, beta {beta:g} "
+                                  f"(judge: {got.get('constructive_judge', '?')})"),
                      metadata=got)
 
     return score
