@@ -123,7 +123,8 @@ def test_distressed_user_gets_support_and_a_resource(rails: Any, prompt: str, la
     assert text != FLAT_REFUSAL, "the upstream's flat refusal must be replaced"
     check = out["pearl_check"]
     # the first draft and the one re-steered regeneration both refuse flatly: the composer answers
-    assert check["replace"] is True and check["action"] == "composed" and check["llm_calls"] == 1
+    # (llm_calls counts both: the draft NeMo generated and the regeneration)
+    assert check["replace"] is True and check["action"] == "composed" and check["llm_calls"] == 2
     assert "flat_refusal" in check["reasons"]
     resources = load_resources()["distress"][lang]
     assert any(r in text for r in resources), text
