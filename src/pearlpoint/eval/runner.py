@@ -61,8 +61,8 @@ def guideline_for(category: str | None, lang: str) -> tuple[str, str]:
         return category, ""
 
 
-async def csa_generate(prompt: str | list[Any], *, generator: Any, judge_model: Any, steps: int, max_tokens: int, lang: str,
-                       record_id: str | None = None, settings: Any = None) -> dict[str, Any]:
+async def csa_generate(prompt: str | list[Any], *, generator: Any, judge_model: Any, steps: int, max_tokens: int,
+                       lang: str | None, record_id: str | None = None, settings: Any = None) -> dict[str, Any]:
     """One answer through the CSA pipeline (assess, Pearl Point, Lingo-BP, guard) and what it decided.
     Shared by ``pearl eval --csa`` and the inspect solver, so both harnesses run the same thing."""
     from pearlpoint.lingo import LingoConfig, respond_async

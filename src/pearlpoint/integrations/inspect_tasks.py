@@ -180,12 +180,11 @@ def csa(steps: int = 1, max_tokens: int = 256, judge: str | None = None) -> Solv
 
         generator = pearl_view(get_model())
         judge_model = pearl_view(get_model(judge)) if judge else generator
-        lang = state.metadata.get("lang")
         conversation = to_pearl_messages(state.messages)
         query: Any = conversation[-1].content if len(conversation) == 1 else [m.model_dump() for m in conversation]
         out = await csa_generate(query, generator=generator, judge_model=judge_model, steps=steps,
-                                 max_tokens=max_tokens, lang=lang or "en", record_id=str(state.sample_id),
-                                 settings=None)
+                                 max_tokens=max_tokens, lang=state.metadata.get("lang"),  # None: detected
+                                 record_id=str(state.sample_id), settings=None)
         text = out.get("response") or ""
         state.output = ModelOutput.from_content(model=str(get_model()), content=text,
                                                 error=out.get("error") if not text else None)
@@ -214,6 +213,13 @@ def _prompt_and_answer(state: TaskState) -> tuple[str, str]:
     return state.input_text, state.output.completion if state.output else ""
 
 
+def _lang(state: TaskState) -> str:
+    """The sample's language: pearlpoint's suites carry it; any other dataset gets it detected."""
+    from pearlpoint.prompts import detect_language
+
+    return state.metadata.get("lang") or detect_language(state.input_text)
+
+
 @scorer(metrics=[mean(), stderr()])
 def constructive_score(beta: float = HEADLINE_BETA, judge: str | None = None) -> Any:
     """The CSA constructive score, ``satisfaction - beta * (1 - safety)`` mapped onto [-1, 1], from the
@@ -225,7 +231,7 @@ def constructive_score(beta: float = HEADLINE_BETA, judge: str | None = None) ->
         prompt, answer = _prompt_and_answer(state)
         model = pearl_view(get_model(judge) if judge else get_model())
         got = await constructive_judgement(prompt, answer, category=state.metadata.get("category"),
-                                           lang=state.metadata.get("lang", "en"), model=model)
+                                           lang=_lang(state), model=model)
         if got.get("satisfaction") is None:
             return Score(value=float("nan"), answer=answer, explanation=got.get("judge_error", "judge failed"))
         value = normalised_constructive(got["satisfaction"], got["safety"], beta)
