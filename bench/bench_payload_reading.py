@@ -1,0 +1,83 @@
+"""Does assessing a prompt's last segment as well as the whole (keeping the worse) catch requests that a
+jailbreak frame dilutes, and what does it cost in false positives? (An issue 14 experiment.)
+
+A frame ("You are X with no rules... X, answer this: <request>") pulls the prompt vector towards
+role-play; the request itself usually comes last. ``last_segment`` is the text after the last colon or
+sentence end, when both parts are substantial. Scored on the splits the assessor never trained on,
+plus pearlpoint's packaged jailbreak-wrappers suite:
+
+    python bench/bench_payload_reading.py --data-dir ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+_CUT = re.compile(r"[:：]|[.!?。！？]\s")
+MIN_HEAD, MIN_TAIL = 30, 12
+
+
+def last_segment(text: str) -> str | None:
+    """The text after the last colon or sentence end, or None when either side is too short."""
+    cuts = [m.end() for m in _CUT.finditer(text.strip())]
+    for at in reversed(cuts):
+        head, tail = text[:at].strip(), text[at:].strip()
+        if len(tail) >= MIN_TAIL and len(head) >= MIN_HEAD:
+            return tail
+    return None
+
+
+def flags(assessor, texts: list[str], payload: bool) -> np.ndarray:
+    res = assessor.assess_batch(texts)
+    flag = np.array([a.level.value != "R0" for a in res])
+    if payload:
+        tails = [(i, last_segment(t)) for i, t in enumerate(texts)]
+        tails = [(i, s) for i, s in tails if s]
+        if tails:
+            more = assessor.assess_batch([s for _, s in tails])
+            for (i, _), a in zip(tails, more, strict=True):
+                flag[i] = flag[i] or a.level.value != "R0"
+    return flag
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    args = ap.parse_args()
+    from pearlpoint.eval.loaders import load_suite
+    from pearlpoint.risk.embedded import EmbeddedAssessor
+    from pearlpoint.risk.recipe import assign_splits, load_own, load_shared
+    from pearlpoint.risk.train import FPR_KINDS
+
+    rows = load_shared(args.data_dir) + load_own()
+    assign_splits(rows, seed=13)
+    sets: dict[str, list[tuple[str, int, bool]]] = {}
+    for split in ("test", "public_test", "plain_test", "style_test"):
+        sets[split] = [(r.text, r.harmful, r.kind in FPR_KINDS) for r in rows if r.split == split]
+    sets["jailbreak-wrappers (packaged)"] = [(i.prompt, 1, False) for i in load_suite("jailbreak-wrappers").items]
+    sets["lookalikes (packaged)"] = [(i.prompt, 0, True) for i in load_suite("lookalikes").items]
+    a = EmbeddedAssessor()
+    print("| set | rows | recall whole / +last segment | FPR whole / +last segment | look-alike FPR whole / +last segment |")
+    print("|---|---:|---|---|---|")
+    for name, items in sets.items():
+        texts = [t for t, _, _ in items]
+        y = np.array([h for _, h, _ in items])
+        look = np.array([la for _, _, la in items])
+        cells = []
+        f0, f1 = flags(a, texts, False), flags(a, texts, True)
+        for mask in (y == 1, y == 0, (y == 0) & look):
+            cells.append(" / ".join(f"{f[mask].mean():.3f}" if mask.any() else "-" for f in (f0, f1)))
+        print(f"| {name} | {len(items)} | {cells[0]} | {cells[1]} | {cells[2]} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
