@@ -35,7 +35,9 @@ def last_segment(text: str) -> str | None:
     return None
 
 
-def flags(assessor, texts: list[str], payload: bool) -> np.ndarray:
+def flags(assessor, texts: list[str], payload: str = "") -> np.ndarray:
+    """payload "": the whole text only; "any": the last segment flags at R1 or R2; "strict": only
+    when the last segment alone is R2."""
     res = assessor.assess_batch(texts)
     flag = np.array([a.level.value != "R0" for a in res])
     if payload:
@@ -44,7 +46,8 @@ def flags(assessor, texts: list[str], payload: bool) -> np.ndarray:
         if tails:
             more = assessor.assess_batch([s for _, s in tails])
             for (i, _), a in zip(tails, more, strict=True):
-                flag[i] = flag[i] or a.level.value != "R0"
+                hit = a.level.value == "R2" if payload == "strict" else a.level.value != "R0"
+                flag[i] = flag[i] or hit
     return flag
 
 
@@ -65,16 +68,16 @@ def main() -> int:
     sets["jailbreak-wrappers (packaged)"] = [(i.prompt, 1, False) for i in load_suite("jailbreak-wrappers").items]
     sets["lookalikes (packaged)"] = [(i.prompt, 0, True) for i in load_suite("lookalikes").items]
     a = EmbeddedAssessor()
-    print("| set | rows | recall whole / +last segment | FPR whole / +last segment | look-alike FPR whole / +last segment |")
+    print("| set | rows | recall whole / +segment / +segment R2 only | FPR, same three | look-alike FPR, same three |")
     print("|---|---:|---|---|---|")
     for name, items in sets.items():
         texts = [t for t, _, _ in items]
         y = np.array([h for _, h, _ in items])
         look = np.array([la for _, _, la in items])
         cells = []
-        f0, f1 = flags(a, texts, False), flags(a, texts, True)
+        variants = [flags(a, texts, mode) for mode in ("", "any", "strict")]
         for mask in (y == 1, y == 0, (y == 0) & look):
-            cells.append(" / ".join(f"{f[mask].mean():.3f}" if mask.any() else "-" for f in (f0, f1)))
+            cells.append(" / ".join(f"{f[mask].mean():.3f}" if mask.any() else "-" for f in variants))
         print(f"| {name} | {len(items)} | {cells[0]} | {cells[1]} | {cells[2]} |", flush=True)
     return 0
 
