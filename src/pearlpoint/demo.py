@@ -226,7 +226,9 @@ class Demo:
         if not answer.strip():
             scores.error = "empty answer"
             return scores
-        if ctx is not None and str(getattr(judge_model, "name", "")).startswith("embedded"):
+        from pearlpoint.guard.scoring import scores_with_classifiers
+
+        if ctx is not None and scores_with_classifiers(judge_model):
             # the embedded 135M model is no judge of its own answers: the classifiers score them
             from pearlpoint.guard import get_guard
             from pearlpoint.guard.scoring import classifier_verdict

@@ -102,10 +102,11 @@ async def constructive_judgement(prompt: str, response: str, *, category: str | 
     classifiers instead (it rated nearly every answer helpful and safe, so the constructive suite
     scored 100 raw and 100 with CSA). A judge failure is a row with ``judge_error``, never an
     exception (except a spent budget)."""
+    from pearlpoint.guard.scoring import scores_with_classifiers
     from pearlpoint.lingo.judges import judge
 
     try:
-        if str(getattr(model, "name", "")).startswith("embedded"):
+        if scores_with_classifiers(model):
             return await asyncio.to_thread(_classifier_judgement, prompt, response, lang)
         label, guideline = guideline_for(category, lang)
         res = await judge(prompt, response, category=label, guideline=guideline, model=model, lang=lang)

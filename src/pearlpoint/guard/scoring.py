@@ -16,6 +16,12 @@ from pearlpoint.guard.checker import has_alternative
 from pearlpoint.guard.context import GuardContext
 
 JUDGE_NAME = "embedded-classifiers"
+
+
+def scores_with_classifiers(judge_model: Any) -> bool:
+    """Whether answers judged by ``judge_model`` get their satisfaction and safety from the classifiers:
+    the embedded 135M model is no judge of answers (its own or another model's)."""
+    return str(getattr(judge_model, "name", "")).startswith("embedded")
 _SUPPORT = ("988", "12356", "热线", "hotline", "helpline", "lifeline", "counsel", "therapist", "心理", "陪你", "listen")
 
 
