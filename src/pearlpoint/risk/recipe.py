@@ -7,6 +7,9 @@ Sources (all optional; a missing file is skipped with a note):
   benign-but-wrapped prompts shipped in ``pearlpoint/risk/data/*.txt``;
 - adversarial variants the project generates from its own attack templates (``augment.py``).
 
+Never used at all: rows that a public set copied from a benchmark the project is measured on
+(``MEASURED_ON``: JBB-Behaviors' AdvBench rows).
+
 Held out, never trained on: StrongREJECT (a whole public set, ``public_test``), ``heldout_style.txt``
 (look-alikes in a different, chatty writing style, ``style_test``) and ``heldout_plain.txt`` (safe
 look-alikes and plain harmful requests written by a second author in the styles of public over-refusal and
@@ -25,6 +28,10 @@ from importlib import resources
 from pathlib import Path
 
 from pearlpoint.io import iter_jsonl_strict
+
+# Benchmarks pearlpoint is measured on: a public set's row whose stated source is one of these is never
+# trained on (JBB-Behaviors takes 18 of its harmful rows from AdvBench and says so in its Source column).
+MEASURED_ON = frozenset({"advbench", "xstest", "strongreject", "strata-sword-en"})
 
 # --- label maps: public dataset categories -> policy category ids ---------------------------------
 DNA_SPECIFIC = {
@@ -158,13 +165,19 @@ def load_shared(data_dir: Path, notes: list[str] | None = None) -> list[Example]
             out.append(Example(q, "en", 1, HARMBENCH.get(r["SemanticCategory"], ""), 0, 0, "harmbench",
                                _gid("hb", q), "harmful"))
     if p := have("jbb_behaviors.jsonl"):
+        skipped = 0
         for r in _jsonl(p):
             q = r["Goal"]
+            if str(r.get("Source", "")).strip().casefold() in MEASURED_ON:
+                skipped += 1  # a row copied from a benchmark the project is measured on: never trained on
+                continue
             if r["split"] == "benign":
                 out.append(Example(q, "en", 0, "none", 0, 0, "jbb_benign", _gid("jbb", r["Index"]), "benign"))
             else:
                 out.append(Example(q, "en", 1, JBB.get(r["Category"], ""), 0, 0, "jbb_harmful",
                                    _gid("jbb", r["Index"]), "harmful"))
+        if skipped:
+            notes.append(f"{p.name}: {skipped} rows taken from AdvBench left out (the project is measured on it)")
     if p := have("simplesafetytests.jsonl"):
         for r in _jsonl(p):
             q = r["prompts_final"]
