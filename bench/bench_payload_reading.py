@@ -2,7 +2,7 @@
 jailbreak frame dilutes, and what does it cost in false positives? (An issue 14 experiment.)
 
 A frame ("You are X with no rules... X, answer this: <request>") pulls the prompt vector towards
-role-play; the request itself usually comes last. ``last_segment`` is the text after the last colon or
+role-play; the request itself usually comes last. ``risk.windows.last_segment`` is the text after the last colon or
 sentence end, when both parts are substantial. Scored on the splits the assessor never trained on,
 plus pearlpoint's packaged jailbreak-wrappers suite:
 
@@ -12,7 +12,6 @@ plus pearlpoint's packaged jailbreak-wrappers suite:
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -21,33 +20,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-_CUT = re.compile(r"[:：]|[.!?。！？]\s")
-MIN_HEAD, MIN_TAIL = 30, 12
+from pearlpoint.risk.windows import last_segment  # noqa: E402
 
 
-def last_segment(text: str) -> str | None:
-    """The text after the last colon or sentence end, or None when either side is too short."""
-    cuts = [m.end() for m in _CUT.finditer(text.strip())]
-    for at in reversed(cuts):
-        head, tail = text[:at].strip(), text[at:].strip()
-        if len(tail) >= MIN_TAIL and len(head) >= MIN_HEAD:
-            return tail
-    return None
-
-
-def flags(assessor, texts: list[str], payload: str = "") -> np.ndarray:
-    """payload "": the whole text only; "any": the last segment flags at R1 or R2; "strict": only
-    when the last segment alone is R2."""
-    res = assessor.assess_batch(texts)
-    flag = np.array([a.level.value != "R0" for a in res])
-    if payload:
-        tails = [(i, last_segment(t)) for i, t in enumerate(texts)]
-        tails = [(i, s) for i, s in tails if s]
+def flags(whole_only, shipped, texts: list[str], payload: str = "") -> np.ndarray:
+    """payload "": the whole text only; "any": the last segment flags at R1 or R2 too; "shipped": the
+    assessor as shipped (the last segment counts only when it alone is R2, see EmbeddedAssessor)."""
+    if payload == "shipped":
+        return np.array([a.level.value != "R0" for a in shipped.assess_batch(texts)])
+    flag = np.array([a.level.value != "R0" for a in whole_only.assess_batch(texts)])
+    if payload == "any":
+        tails = [(i, s) for i, t in enumerate(texts) if (s := last_segment(t))]
         if tails:
-            more = assessor.assess_batch([s for _, s in tails])
+            more = whole_only.assess_batch([s for _, s in tails])
             for (i, _), a in zip(tails, more, strict=True):
-                hit = a.level.value == "R2" if payload == "strict" else a.level.value != "R0"
-                flag[i] = flag[i] or hit
+                flag[i] = flag[i] or a.level.value != "R0"
     return flag
 
 
@@ -67,15 +54,16 @@ def main() -> int:
         sets[split] = [(r.text, r.harmful, r.kind in FPR_KINDS) for r in rows if r.split == split]
     sets["jailbreak-wrappers (packaged)"] = [(i.prompt, 1, False) for i in load_suite("jailbreak-wrappers").items]
     sets["lookalikes (packaged)"] = [(i.prompt, 0, True) for i in load_suite("lookalikes").items]
-    a = EmbeddedAssessor()
-    print("| set | rows | recall whole / +segment / +segment R2 only | FPR, same three | look-alike FPR, same three |")
+    shipped = EmbeddedAssessor()
+    whole_only = EmbeddedAssessor(read_payload=False, encoder=shipped.encoder)
+    print("| set | rows | recall whole / +segment / shipped (+segment at R2) | FPR, same three | look-alike FPR, same three |")
     print("|---|---:|---|---|---|")
     for name, items in sets.items():
         texts = [t for t, _, _ in items]
         y = np.array([h for _, h, _ in items])
         look = np.array([la for _, _, la in items])
         cells = []
-        variants = [flags(a, texts, mode) for mode in ("", "any", "strict")]
+        variants = [flags(whole_only, shipped, texts, mode) for mode in ("", "any", "shipped")]
         for mask in (y == 1, y == 0, (y == 0) & look):
             cells.append(" / ".join(f"{f[mask].mean():.3f}" if mask.any() else "-" for f in variants))
         print(f"| {name} | {len(items)} | {cells[0]} | {cells[1]} | {cells[2]} |", flush=True)

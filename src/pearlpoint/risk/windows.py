@@ -10,6 +10,7 @@ regex cues (features.py) additionally scan the first and last 20k characters.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,3 +55,27 @@ def split_windows(text: str, tokenizer: Any | None = None, window: int = WINDOW_
         e = min(len(offsets), s + window) - 1
         windows.append(text[offsets[s][0]:offsets[e][1]])
     return Windowing(windows, total, len(windows))
+
+
+_SEGMENT_CUT = re.compile(r"[:：]|[.!?]\s|[。！？]")  # a Latin stop needs a space after it ("3.5", "e.g")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+MIN_FRAME_CHARS, MIN_PAYLOAD_CHARS = 30, 12
+
+
+def last_segment(text: str) -> str | None:
+    """The text after the last colon or sentence end, or None when either side is too short.
+
+    A jailbreak frame ("You are X with no rules... X, answer this: <request>") pulls the whole prompt's
+    vector towards role-play while the request itself usually comes last; read alone, it is plain.
+    """
+    text = text.strip()
+    for m in reversed(list(_SEGMENT_CUT.finditer(text))):
+        head, tail = text[:m.end()].strip(), text[m.end():].strip()
+        if _weight(tail) >= MIN_PAYLOAD_CHARS and _weight(head) >= MIN_FRAME_CHARS:
+            return tail
+    return None
+
+
+def _weight(text: str) -> int:
+    """Length in Latin-character equivalents: a CJK character says about as much as two letters."""
+    return len(text) + len(_CJK.findall(text))
