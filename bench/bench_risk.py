@@ -215,8 +215,10 @@ def main() -> int:
             assert F.extract is F_extract
     mix = [r.text for r in splits["test"] if len(r.text) < 600][:512]
     if not ARGS.no_speed:
-        report["speed"] = speed(a, mix)
-        print(json.dumps(report["speed"]), flush=True)
+        for name, assessor in variants:  # side by side, in one process
+            report["speed" if name == "shipped" else f"speed_{name}"] = sp = speed(assessor, mix)
+            print(json.dumps({"variant": name, "encoder_precision": assessor.heads.card.get("encoder_precision", "fp32"),
+                              **sp}), flush=True)
     if ARGS.llm:
         report["llm_validity"] = llm_validity(ARGS.llm)
         print(json.dumps(report["llm_validity"]), flush=True)

@@ -312,3 +312,27 @@ def embed(texts: list[str], batch_size: int = 64, precision: str | None = None) 
     enc = get_encoder(precision)
     return enc.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
                       convert_to_numpy=True, show_progress_bar=False)
+
+
+ENCODERS = ("minilm", "use-m3")
+
+
+def get_text_encoder(name: str = "minilm", precision: str | None = None) -> Any:
+    """The sentence encoder a classifier's weights were fitted on, by the name in their card:
+    ``minilm`` (all-MiniLM-L6-v2, this module) or ``use-m3`` (multilingual USE, use_encoder.py)."""
+    if name == "use-m3":
+        from pearlpoint.use_encoder import get_use_encoder
+
+        return get_use_encoder()
+    if name != "minilm":
+        raise ConfigError(f"unknown sentence encoder {name!r}: choose one of {', '.join(ENCODERS)}")
+    return get_encoder(precision)
+
+
+def embedding_dim(encoder: Any) -> int:
+    """An encoder's vector size (the ONNX and USE wrappers say it; sentence-transformers is asked)."""
+    dim = getattr(encoder, "dim", None)
+    if isinstance(dim, int):
+        return dim
+    return int(encoder.get_sentence_embedding_dimension())
+

@@ -89,3 +89,19 @@ def test_int8_default_falls_back_to_fp32_on_torch(monkeypatch):
     monkeypatch.setenv("PEARL_ENCODER", "torch")
     enc = embeddings.get_encoder("int8")
     assert enc is embeddings.get_encoder("fp32") and getattr(enc, "backend", "torch") != "onnx"
+
+
+def test_the_multilingual_encoder_reads_chinese_and_agrees_with_itself_batched():
+    enc = embeddings.get_text_encoder("use-m3")
+    assert embeddings.embedding_dim(enc) == 512 and enc.encode([]).shape == (0, 512)
+    texts = ["我想知道怎样安全地保存家里的药品", "家里的药应该怎么存放才安全？", "今天股票市场的行情怎么样", "ok", ""]
+    vecs = enc.encode(texts, batch_size=2)
+    assert vecs.shape == (5, 512) and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(enc.encode(texts[0]), vecs[0], atol=1e-5)
+    # a paraphrase in Chinese is closer than an unrelated Chinese sentence (MiniLM sees mostly [UNK] here)
+    assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.1
+
+
+def test_an_unknown_encoder_name_is_one_clear_error():
+    with pytest.raises(ConfigError, match="unknown sentence encoder 'bert'"):
+        embeddings.get_text_encoder("bert")

@@ -136,6 +136,8 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", "-o", help="Batch: JSONL output (appended; reruns resume)."),
         policy: Path | None = typer.Option(None, "--policy", help="Your policy YAML, merged over the default."),
         weights: Path | None = typer.Option(None, "--weights", help="Folder with risk_heads.npz/.json (default: shipped)."),
+        operating_point: str = typer.Option(None, "--operating-point", help="Embedded assessor: balanced (default) | strict "
+                                            "(catches more harmful requests, flags more look-alikes)."),
         model: str | None = ModelOpt,
         model_name: str | None = ModelNameOpt,
         base_url: str | None = BaseUrlOpt,
@@ -154,7 +156,10 @@ def register(app: typer.Typer) -> None:
             raise PearlError("--input needs --out OUT.jsonl")
         settings = settings_from_flags(config, model=model, model_name=model_name, base_url=base_url,
                                        api_key=api_key, policy_file=policy, assessor=assessor)
-        a = get_assessor(settings.assessor, settings, weights_dir=str(weights) if weights else None)
+        if operating_point not in (None, "balanced", "strict"):
+            raise PearlError(f"--operating-point must be balanced or strict, got '{operating_point}'")
+        a = get_assessor(settings.assessor, settings, weights_dir=str(weights) if weights else None,
+                         operating_point=operating_point)
         if input_file is not None:
             _batch(a, input_file, field, out)
             return

