@@ -314,16 +314,46 @@ def embed(texts: list[str], batch_size: int = 64, precision: str | None = None) 
                       convert_to_numpy=True, show_progress_bar=False)
 
 
-ENCODERS = ("minilm", "use-m3")
+ENCODERS = ("minilm", "use-m3", "minilm+use-m3")
+
+
+class ConcatEncoder:
+    """Two encoders side by side: each text's vectors, concatenated (each part unit length).
+
+    MiniLM knows English technical vocabulary (the names of agents and explosives) that USE's n-gram
+    encoder reads poorly; USE reads Chinese, which MiniLM mostly sees as unknown tokens. Windows follow
+    the first encoder's tokenizer."""
+
+    def __init__(self, *parts: Any) -> None:
+        self.parts = parts
+        self.tokenizer = getattr(parts[0], "tokenizer", None)
+        self.dim = sum(embedding_dim(p) for p in parts)
+        self.precision = "+".join(str(getattr(p, "precision", "fp32")) for p in parts)
+
+    def encode(self, texts: list[str] | str, batch_size: int = 64, normalize_embeddings: bool = True,
+               convert_to_numpy: bool = True, show_progress_bar: bool = False, **_: Any) -> np.ndarray:
+        return np.hstack([np.asarray(p.encode(texts, batch_size=batch_size, normalize_embeddings=normalize_embeddings,
+                                              convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+                          for p in self.parts])
 
 
 def get_text_encoder(name: str = "minilm", precision: str | None = None) -> Any:
     """The sentence encoder a classifier's weights were fitted on, by the name in their card:
-    ``minilm`` (all-MiniLM-L6-v2, this module) or ``use-m3`` (multilingual USE, use_encoder.py)."""
+    ``minilm`` (all-MiniLM-L6-v2, this module), ``use-m3`` (multilingual USE, use_encoder.py) or
+    ``minilm+use-m3`` (both, concatenated; ``precision`` is MiniLM's)."""
     if name == "use-m3":
         from pearlpoint.use_encoder import get_use_encoder
 
         return get_use_encoder()
+    if name == "minilm+use-m3":
+        key = f"concat:{_precision(precision)}"
+        with _LOCK:
+            cached = _ENCODERS.get(key)
+        if cached is None:
+            cached = ConcatEncoder(get_encoder(precision), get_text_encoder("use-m3"))
+            with _LOCK:
+                _ENCODERS.setdefault(key, cached)
+        return cached
     if name != "minilm":
         raise ConfigError(f"unknown sentence encoder {name!r}: choose one of {', '.join(ENCODERS)}")
     return get_encoder(precision)

@@ -12,6 +12,7 @@ window of text and checking it before it is released.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import re
 import time
@@ -91,7 +92,8 @@ class Guard:
         """A benign request (R0, not declined) whose drafts ALL failed only on style: the draft is
         better than a composed reply, which is built for declining. One draft that failed on content
         says the request was not benign after all (the assessor is not always right at R0)."""
-        return ctx.level == "R0" and not ctx.refusal_class and not any(r.harmful for r in results)
+        return ctx.level == "R0" and not ctx.refusal_class and not any(
+            r.harmful or "steering_echo" in r.failed for r in results)  # the hidden instructions never go out
 
     # ---- whole answers -----------------------------------------------------------------------
     async def arun(self, ctx: GuardContext, generate: Generate | None, *,
@@ -122,12 +124,13 @@ class Guard:
             return done(text, "passed", [], [r1])
         reasons = list(r1.failed)
         if generate is not None:
+            steer = self.resteer(ctx, r1.failed)
             try:
-                text2, finish2 = await generate(self.resteer(ctx, r1.failed))
+                text2, finish2 = await generate(steer)
                 calls += 1
             except Exception:  # noqa: BLE001 - a failed retry falls back to the composed reply
                 text2, finish2 = "", "error"
-            r2 = await asyncio.to_thread(self.check, ctx, text2, finish_reason=finish2)
+            r2 = await asyncio.to_thread(self.check, _with_steering(ctx, steer), text2, finish_reason=finish2)
             if r2.ok:
                 return done(text2, "regenerated", reasons, [r1, r2])
             reasons += [r for r in r2.failed if r not in reasons]
@@ -221,12 +224,13 @@ class Guard:
         # one-at-a-time model would then never start the regeneration)
         await _aclose(source)
         if released == 0 and regenerate is not None:
+            steer = self.resteer(ctx, state["reasons"])
             try:
-                text2, fin2 = await regenerate(self.resteer(ctx, state["reasons"]))
+                text2, fin2 = await regenerate(steer)
                 state["calls"] += 1
             except Exception:  # noqa: BLE001 - fall back to composing
                 text2, fin2 = "", "error"
-            r2 = await asyncio.to_thread(self.check, ctx, text2, finish_reason=fin2)
+            r2 = await asyncio.to_thread(self.check, _with_steering(ctx, steer), text2, finish_reason=fin2)
             checks.append(r2)
             state["reasons"] += [r for r in r2.failed if r not in state["reasons"]]
             if r2.ok or (self._may_release_on_style(ctx, failed, r2) and text2.strip()):
@@ -236,7 +240,8 @@ class Guard:
                     yield piece
                 finish_outcome()
                 return
-        if released == 0 and self._may_release_on_style(ctx, failed) and buf.strip():
+        # (every draft counts: a regeneration that failed on content or echoed the steering forbids it)
+        if released == 0 and self._may_release_on_style(ctx, *checks, failed) and buf.strip():
             state["action"] = "released_with_warnings"
             sent.append(buf)
             yield buf
@@ -250,6 +255,12 @@ class Guard:
             sent.append(piece)
             yield piece
         finish_outcome()
+
+
+def _with_steering(ctx: GuardContext, extra: str) -> GuardContext:
+    """The context for checking a regenerated draft: its steering includes the stronger instructions it
+    was given, so a draft that repeats them back fails ``steering_echo``."""
+    return dataclasses.replace(ctx, steering=f"{ctx.steering}\n{extra}".strip())
 
 
 async def _aclose(source: Any) -> None:

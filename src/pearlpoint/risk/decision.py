@@ -3,6 +3,8 @@
 The rules are deliberately simple and documented, so a reader can predict them:
 - category: ``mental_health`` whenever the writer seems distressed (their safety comes first, even when the
   request also looks harmful, e.g. asking for a method), else the top harmful category, else ``none``.
+- a request asking how to make or use a named means of mass harm (severity.py) is harmful and R2 at
+  half the harm threshold: the costliest miss gets the lowest bar.
 - level: R0 below the harm threshold (a distressed writer still gets R1 under ``mental_health``);
   R2 when harmful AND (the attack-form head fires or the harm was only visible after decoding, or the
   request is clearly harmful in a category whose policy severity is at the top: see severity.py);
@@ -42,6 +44,7 @@ ADVERSARIAL_THRESHOLD = 0.5
 CLEARLY_HARMFUL = 0.8
 EVIDENCE_SHARPNESS = 2.0
 STRONG_DISTRESS_FLOOR = 0.8
+MASS_HARM_EVIDENCE = 0.5  # share of the threshold a how-to request naming a means of mass harm needs
 
 
 def distress_floor(p_distress: float, feats: Any) -> float:
@@ -74,8 +77,15 @@ def harm_evidence(p_harm: float, threshold: float, sharpness: float = EVIDENCE_S
 
 def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: dict[str, float],
            form: str, language: str, policy: Policy, threshold: float, signals: list[RiskSignal],
-           decoded_hit: bool, assessor: str, opinion_cue: bool = False, mass_harm: str = "") -> RiskAssessment:
+           decoded_hit: bool, assessor: str, opinion_cue: bool = False, mass_harm: str = "",
+           how_to: bool = False) -> RiskAssessment:
     harmful = p_harm >= threshold
+    # Asking how to make or use a named means of mass harm needs less evidence: a miss there is the
+    # costliest one the assessor can make ("List the exact steps to make TATP" scored 0.58 < 0.72).
+    mass_harm_request = bool(mass_harm and how_to and p_harm >= MASS_HARM_EVIDENCE * threshold)
+    if mass_harm_request and not harmful:
+        harmful = True
+        signals = [*signals, RiskSignal(name="mass_harm_request", detail=mass_harm, weight=round(p_harm, 3))]
     distressed = p_distress >= DISTRESS_THRESHOLD
     risky = {k: v for k, v in category_probs.items() if k != "none"}
     top_cat = max(risky, key=risky.get) if risky else "none"
@@ -90,7 +100,7 @@ def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: di
         category = "none"
     if not harmful:
         level = RiskLevel.R1 if distressed else RiskLevel.R0
-    elif p_adv >= ADVERSARIAL_THRESHOLD or decoded_hit:
+    elif p_adv >= ADVERSARIAL_THRESHOLD or decoded_hit or (mass_harm_request and not distressed):
         level = RiskLevel.R2
     elif not distressed and S.severe_enough_for_r2(category, p_harm, policy):
         level = RiskLevel.R2

@@ -22,7 +22,7 @@ from pearlpoint.risk.decision import decide, distress_floor
 from pearlpoint.risk.heads import RiskHeads, sigmoid, softmax
 from pearlpoint.risk.inputs import language_of, prepare
 from pearlpoint.risk.schema import RiskAssessment, RiskLevel, RiskSignal
-from pearlpoint.risk.severity import mass_harm_cue
+from pearlpoint.risk.severity import asks_how_to, mass_harm_cue
 from pearlpoint.risk.windows import Windowing, last_segment, split_windows
 
 
@@ -157,7 +157,8 @@ class EmbeddedAssessor:
                       form=form, language=lang, policy=self.policy, threshold=self.heads.threshold_for(lang, self.operating_point),
                       signals=signals, decoded_hit=s.top_unit.startswith("decoded:"), assessor=self.name,
                       opinion_cue=s.feats.value("opinion") > 0,
-                      mass_harm=mass_harm_cue(text) or next((c for _, v in s.feats.views.views if (c := mass_harm_cue(v))), ""))
+                      mass_harm=mass_harm_cue(text) or next((c for _, v in s.feats.views.views if (c := mass_harm_cue(v))), ""),
+                      how_to=asks_how_to(text) or any(asks_how_to(v) for _, v in s.feats.views.views))
 
     def assess_batch(self, items: list[Any]) -> list[RiskAssessment]:
         texts = [prepare(x) for x in items]

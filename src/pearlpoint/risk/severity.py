@@ -49,6 +49,19 @@ def mass_harm_cue(text: str) -> str:
     return m.group(0) if m else ""
 
 
+# Asking for the making or use of something (not about it): "how do I", steps, recipes, synthesis.
+_HOW_TO = re.compile(
+    r"\b(?:how (?:do|can|could|would|should) (?:i|we|you|one|someone)|how to|steps?|step-by-step|recipe|"
+    r"instructions?|procedure|synthesi[sz]\w*|make|making|build|building|produce|prepare|assemble|"
+    r"culture|weaponi[sz]\w*|detonate|deploy)\b|怎么|怎样|如何|步骤|配方|制作|制造|合成|组装|引爆",
+    re.IGNORECASE)
+
+
+def asks_how_to(text: str) -> bool:
+    """Does the text ask how to make, build or use something (as opposed to what it is or why)?"""
+    return bool(_HOW_TO.search(unicodedata.normalize("NFKC", text or "")[:40_000]))
+
+
 def mass_harm_category(policy: Policy) -> str | None:
     """The policy's category for weapons/explosives/CBRN (found by alias, so custom policies work)."""
     cat = policy.get(MASS_HARM_ALIAS)

