@@ -218,7 +218,9 @@ def test_pearl_llm_reads_nemo_prompts() -> None:
 # ---- the actions on their own (core install only) ------------------------------------------------
 async def test_assess_input_returns_the_risk_report() -> None:
     report = await na.pearl_assess_input(context={"user_message": PIPE_BOMB})
-    assert report["ok"] is True and report["category"] == "hazardous_materials" and report["level"] == "R2"
+    # both weapon categories are at the top of the severity scale; the assessor may file a pipe bomb under either
+    assert report["ok"] is True and report["category"] in ("hazardous_materials", "violent_terror")
+    assert report["level"] == "R2"
     assert report["intent"] and set(report["user_types"]) == {"benign", "vulnerable", "malicious"}
     assert report["dominant_user"] == "malicious" and report["decision_id"]
     plan = await na.pearl_decide_strategy(report=report)

@@ -4,7 +4,8 @@ The rules are deliberately simple and documented, so a reader can predict them:
 - category: ``mental_health`` whenever the writer seems distressed (their safety comes first, even when the
   request also looks harmful, e.g. asking for a method), else the top harmful category, else ``none``.
 - a request asking how to make or use a named means of mass harm (severity.py) is harmful and R2 at
-  half the harm threshold: the costliest miss gets the lowest bar.
+  half the harm threshold: the costliest miss gets the lowest bar; its malicious mass is measured
+  against that bar and weighted like an attack form.
 - level: R0 below the harm threshold (a distressed writer still gets R1 under ``mental_health``);
   R2 when harmful AND (the attack-form head fires or the harm was only visible after decoding, or the
   request is clearly harmful in a category whose policy severity is at the top: see severity.py);
@@ -120,7 +121,10 @@ def decide(*, p_harm: float, p_adv: float, p_distress: float, category_probs: di
     cat = policy.get(category)
     severity = cat.severity if (cat is not None and category != "none") else 0
     vulnerable = p_distress
-    malicious = (1 - vulnerable) * harm_evidence(p_harm, threshold) * (0.6 + 0.4 * p_adv)
+    # a how-to request for a means of mass harm is judged against its lowered bar, and, like an attack
+    # form, it is rarely made by accident
+    bar = MASS_HARM_EVIDENCE * threshold if mass_harm_request else threshold
+    malicious = (1 - vulnerable) * harm_evidence(p_harm, bar) * (0.6 + 0.4 * max(p_adv, float(mass_harm_request)))
     benign = max(0.0, 1 - vulnerable - malicious)
     confidence = max(p_harm, 1 - p_harm)
     return RiskAssessment(
