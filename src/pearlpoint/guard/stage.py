@@ -233,15 +233,15 @@ class Guard:
             r2 = await asyncio.to_thread(self.check, _with_steering(ctx, steer), text2, finish_reason=fin2)
             checks.append(r2)
             state["reasons"] += [r for r in r2.failed if r not in state["reasons"]]
-            if r2.ok or (self._may_release_on_style(ctx, failed, r2) and text2.strip()):
+            if r2.ok or (self._may_release_on_style(ctx, *checks) and text2.strip()):
                 state["action"] = "regenerated" if r2.ok else "released_with_warnings"
                 for piece in _pieces(text2):
                     sent.append(piece)
                     yield piece
                 finish_outcome()
                 return
-        # (every draft counts: a regeneration that failed on content or echoed the steering forbids it)
-        if released == 0 and self._may_release_on_style(ctx, *checks, failed) and buf.strip():
+        # (every draft's check counts: a regeneration that failed on content or echoed the steering forbids it)
+        if released == 0 and self._may_release_on_style(ctx, *checks) and buf.strip():
             state["action"] = "released_with_warnings"
             sent.append(buf)
             yield buf

@@ -153,12 +153,14 @@ class EmbeddedAssessor:
         category_probs = {k: round(v, 4) for n, (k, v) in enumerate(keep) if n < 3 or v >= 0.01}
         form = F.interaction_form(text)
         lang = language_of(text)
+        views = [text] + [v for _, v in s.feats.views.views]
+        mass_harm = next((c for v in views if (c := mass_harm_cue(v))), "")
         return decide(p_harm=s.p_harm, p_adv=s.p_adv, p_distress=s.p_distress, category_probs=category_probs,
                       form=form, language=lang, policy=self.policy, threshold=self.heads.threshold_for(lang, self.operating_point),
                       signals=signals, decoded_hit=s.top_unit.startswith("decoded:"), assessor=self.name,
                       opinion_cue=s.feats.value("opinion") > 0,
-                      mass_harm=mass_harm_cue(text) or next((c for _, v in s.feats.views.views if (c := mass_harm_cue(v))), ""),
-                      how_to=asks_how_to(text) or any(asks_how_to(v) for _, v in s.feats.views.views))
+                      mass_harm=mass_harm,  # how_to only matters with a named means of mass harm
+                      how_to=bool(mass_harm) and any(asks_how_to(v) for v in views))
 
     def assess_batch(self, items: list[Any]) -> list[RiskAssessment]:
         texts = [prepare(x) for x in items]

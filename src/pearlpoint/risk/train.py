@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="MiniLM's precision (int8 was measured: more false positives on look-alikes)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="embedding cache (speeds up reruns; delete to recompute); "
-                         "default .pearl-cache/risk_embeddings.<precision>.npz")
+                         "default .pearl-cache/risk_embeddings.<precision>.npz for MiniLM, "
+                         "<encoder>.<precision> for the others")
     ap.add_argument("--recalibrate", action="store_true",
                     help="keep the heads already in --out and redo only calibration, thresholds and metrics "
                          "(the same steps a full run ends with)")
