@@ -42,7 +42,10 @@ def test_shipped_weights_and_meta_are_consistent():
     assert set(heads) == {"refusal", "action", "harmful"}
     assert sorted(heads["refusal"].classes) == ["full_compliance", "full_refusal", "partial_refusal"]
     assert sorted(int(c) for c in heads["action"].classes) == [0, 1, 2, 3, 4, 5]
-    dim = 384 * 3 + 2 + len(FEATURE_NAMES)
+    from pearlpoint.embeddings import embedding_dim, get_text_encoder
+
+    enc_dim = embedding_dim(get_text_encoder(meta["encoder"], meta.get("encoder_precision")))
+    dim = enc_dim * 3 + 2 + len(FEATURE_NAMES)
     assert heads["refusal"].proj.shape[0] == dim and heads["action"].mean.shape == (dim,)
     agreement = meta["held_out_agreement"]
     assert agreement["split"]["by"] == "prompt"
@@ -120,3 +123,19 @@ def test_training_script_is_reproducible_on_a_small_sample(tmp_path, shared_data
     w1 = np.load(tmp_path / "a" / "judge_weights.npz")
     w2 = np.load(tmp_path / "b" / "judge_weights.npz")
     assert all(np.allclose(w1[k], w2[k]) for k in w1.files)
+
+
+def test_the_minilm_judge_stays_selectable(monkeypatch):
+    # the shipped judge reads USE; the MiniLM judge it replaced is a packaged variant, by name or env
+    from pearlpoint.classifiers.response import default_weights_path, packaged_weights
+    from pearlpoint.errors import ConfigError
+
+    old = EmbeddedResponseJudge("minilm")
+    assert old.encoder_name == "minilm" and old.precision == "int8"
+    assert EmbeddedResponseJudge().encoder_name == "use-m3"
+    got = [v.refusal for v in old.classify([p for p, _, _ in CLEAR[:4]], [r for _, r, _ in CLEAR[:4]])]
+    assert got == [label for _, _, label in CLEAR[:4]]
+    monkeypatch.setenv("PEARL_JUDGE_WEIGHTS", "minilm")
+    assert default_weights_path() == packaged_weights("minilm")
+    with pytest.raises(ConfigError, match="unknown judge variant"):
+        packaged_weights("bert-large")

@@ -24,7 +24,7 @@ def fit_linear_head(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | No
     return LinearHead(mean, scale, clf.coef_.copy(), clf.intercept_.copy(), classes)
 
 
-EMB_DIM = 384
+EMB_DIM = 384  # MiniLM; pass ``dim`` for another encoder
 
 
 def block_pca(X: np.ndarray, blocks: list[tuple[int, int]], k: int, n_features: int, seed: int = 0
@@ -47,12 +47,14 @@ def block_pca(X: np.ndarray, blocks: list[tuple[int, int]], k: int, n_features: 
 
 def fit_mlp_head(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None, *, hidden: int = 64,
                  alpha: float = 1.0, seed: int = 0, k: int = 32, members: int = 5,
-                 blocks: list[tuple[int, int]] | None = None, n_features: int | None = None) -> MLPHead:
-    """Block PCA (k per block), standardise, then ``members`` seeded MLPs (early stopping each)."""
+                 blocks: list[tuple[int, int]] | None = None, n_features: int | None = None,
+                 dim: int = EMB_DIM) -> MLPHead:
+    """Block PCA (k per block), standardise, then ``members`` seeded MLPs (early stopping each).
+    ``dim``: the encoder's vector size (the judge's layout is head, rest, prompt vectors, then features)."""
     from sklearn.neural_network import MLPClassifier
 
-    blocks = blocks if blocks is not None else [(0, EMB_DIM), (EMB_DIM, 2 * EMB_DIM)]
-    n_features = n_features if n_features is not None else X.shape[1] - 3 * EMB_DIM
+    blocks = blocks if blocks is not None else [(0, dim), (dim, 2 * dim)]
+    n_features = n_features if n_features is not None else X.shape[1] - 3 * dim
     proj, bias = block_pca(X, blocks, k, n_features, seed)
     R = X @ proj + bias
     mean = R.mean(axis=0)

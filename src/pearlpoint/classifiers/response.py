@@ -2,9 +2,14 @@
 
 Input: (prompt, response) pairs. Output per pair: refusal class (full_compliance / full_refusal /
 partial_refusal), action code 0-5 (Do-Not-Answer's scheme), and the probability that the response
-is harmful. The heads are multinomial logistic regressions stored as plain numpy arrays
-(``data/judge_weights.npz`` + ``data/judge_meta.json``); they are produced by
-``python -m pearlpoint.eval.train_judge``.
+is harmful. The heads are small numpy models (an MLP ensemble for the refusal class, logistic
+regressions for the rest) stored as plain arrays (``data/judge_weights.npz`` + ``data/judge_meta.json``);
+they are produced by ``python -m pearlpoint.eval.train_judge``.
+
+The card names the sentence encoder the heads were fitted on (``encoder``, ``encoder_precision``) and
+the judge loads that one. The shipped judge reads multilingual USE (it agreed with the human labels
+more often than MiniLM did, and costs about half the CPU time per answer); the MiniLM judge it replaced
+ships too, as the variant ``minilm`` (``PEARL_JUDGE_WEIGHTS=minilm``, or ``EmbeddedResponseJudge("minilm")``).
 """
 
 from __future__ import annotations
@@ -43,16 +48,27 @@ class ResponseVerdict:
                 "refusal_probs": {k: round(v, 4) for k, v in self.refusal_probs.items()}, "judge": self.judge}
 
 
-# The judge's heads give the same verdicts on int8 vectors as on fp32 ones (99.3% of Do-Not-Answer's
+# MiniLM judge heads give the same verdicts on int8 vectors as on fp32 ones (99.3% of Do-Not-Answer's
 # held-out replies, the same accuracy; bench/bench_encoder_precision.py) at about half the CPU time,
-# which is what the guard's per-answer check needs. PEARL_ENCODER_PRECISION=fp32 restores fp32.
+# which is what the guard's per-answer check needs. Cards older than the encoder field are MiniLM int8.
 JUDGE_PRECISION = "int8"
+LEGACY_ENCODER = "minilm"
+VARIANTS = {"use-m3": "data/judge_weights.npz", "minilm": "data/minilm/judge_weights.npz"}
 
 
-def _embed(texts: list[str], batch_size: int = 64, precision: str | None = JUDGE_PRECISION) -> np.ndarray:
-    from pearlpoint.embeddings import embed
+def encoder_embed_fn(name: str = LEGACY_ENCODER, precision: str | None = JUDGE_PRECISION):
+    """``embed_fn(texts, batch_size)`` for featurize, on the named encoder (unit-length float32 rows)."""
+    from pearlpoint.embeddings import get_text_encoder
 
-    return np.asarray(embed(texts, batch_size=batch_size, precision=precision), dtype=np.float32)
+    def embed_fn(texts: list[str], batch_size: int = 64) -> np.ndarray:
+        enc = get_text_encoder(name, precision)
+        return np.asarray(enc.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+
+    return embed_fn
+
+
+_embed = encoder_embed_fn()
 
 
 def featurize(prompts: Sequence[object], responses: Sequence[object], *, batch_size: int = 64,
@@ -90,7 +106,12 @@ def text_feature_matrix(responses: Sequence[object]) -> np.ndarray:
     return np.stack([text_features(r) for r in responses]).astype(np.float32)
 
 
-EMBEDDING_COLUMNS = 3 * 384 + 2  # featurize's columns before the text features
+def embedding_columns(dim: int) -> int:
+    """featurize's columns before the text features, for an encoder of ``dim``."""
+    return 3 * dim + 2
+
+
+EMBEDDING_COLUMNS = embedding_columns(384)  # MiniLM
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -160,10 +181,12 @@ class EmbeddedResponseJudge:
 
     def __init__(self, weights: str | Path | None = None, precision: str | None = None) -> None:
         self.heads, self.meta = load_heads(weights)
-        self.precision = precision or JUDGE_PRECISION
+        self.encoder_name = card_encoder(self.meta)
+        self.precision = precision or self.meta.get("encoder_precision") or JUDGE_PRECISION
+        self._embed = encoder_embed_fn(self.encoder_name, self.precision)
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        return _embed(texts, batch_size, self.precision)
+        return self._embed(texts, batch_size)
 
     def classify(self, prompts: Sequence[object], responses: Sequence[object], batch_size: int = 64,
                  embed_fn=None) -> list[ResponseVerdict]:
@@ -200,8 +223,26 @@ Head = LinearHead | MLPHead
 _CACHE: dict[str, tuple[dict[str, Head], dict]] = {}
 
 
+def card_encoder(meta: dict) -> str:
+    """The encoder name a judge card was fitted on (older cards say "all-MiniLM-L6-v2")."""
+    name = str(meta.get("encoder") or LEGACY_ENCODER)
+    return LEGACY_ENCODER if name == "all-MiniLM-L6-v2" else name
+
+
+def packaged_weights(variant: str) -> Path:
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown judge variant {variant!r}: choose one of {', '.join(VARIANTS)} or give a path")
+    return Path(str(resources.files("pearlpoint.classifiers").joinpath(VARIANTS[variant])))
+
+
 def default_weights_path() -> Path:
-    return Path(str(resources.files("pearlpoint.classifiers").joinpath("data/judge_weights.npz")))
+    """``PEARL_JUDGE_WEIGHTS`` (a packaged variant name or a path), else the shipped USE judge."""
+    import os
+
+    chosen = os.environ.get("PEARL_JUDGE_WEIGHTS", "").strip()
+    if chosen:
+        return packaged_weights(chosen) if chosen in VARIANTS else Path(chosen)
+    return packaged_weights("use-m3")
 
 
 _ARRAYS = {"linear": ("mean", "scale", "coef", "intercept"), "mlp": ("proj", "proj_bias", "mean", "scale", "w1", "b1", "w2", "b2")}
@@ -229,6 +270,9 @@ def meta_path_for(path: Path) -> Path:
 
 
 def load_heads(path: str | Path | None = None) -> tuple[dict[str, Head], dict]:
+    """Heads and card from a weights file, a packaged variant name (``minilm``) or the default."""
+    if isinstance(path, str) and path in VARIANTS:
+        path = packaged_weights(path)
     path = Path(path) if path else default_weights_path()
     key = str(path)
     if key in _CACHE:

@@ -1,6 +1,7 @@
 """Train the embedded response judge (seeded, reproducible) and report its agreement with humans.
 
     python -m pearlpoint.eval.train_judge --data-dir ../shared/data --out src/pearlpoint/classifiers/data
+    python -m pearlpoint.eval.train_judge --encoder minilm --out src/pearlpoint/classifiers/data/minilm
 
 Steps: load Do-Not-Answer's 5,634 human-labelled responses and the project's own composed examples;
 hold out 20% of *prompts* (every reply to a held-out prompt is held out, so the judge never saw the
@@ -21,7 +22,15 @@ import numpy as np
 
 from pearlpoint.classifiers.features import FEATURE_NAMES, phrase_baseline
 from pearlpoint.classifiers.fit import fit_linear_head, fit_mlp_head
-from pearlpoint.classifiers.response import REFUSAL_CLASSES, featurize, save_heads
+from pearlpoint.classifiers.response import (
+    JUDGE_PRECISION,
+    REFUSAL_CLASSES,
+    embedding_columns,
+    encoder_embed_fn,
+    featurize,
+    save_heads,
+)
+from pearlpoint.embeddings import ENCODERS
 from pearlpoint.eval.judge_data import (
     JudgeExample,
     compose_dna_partials,
@@ -34,7 +43,8 @@ SEED_WEIGHT = 2.0
 PARTIAL_WEIGHT = 2.0
 
 
-def _cached_features(examples: list[JudgeExample], cache_dir: Path | None) -> np.ndarray:
+def _cached_features(examples: list[JudgeExample], cache_dir: Path | None, encoder: str = "minilm",
+                     precision: str = JUDGE_PRECISION) -> np.ndarray:
     """Embedding is the slow part (minutes on 2 busy cores); cache one matrix per source part, keyed
     by the part's content, so adding examples re-embeds only what is new."""
     parts: dict[str, list[int]] = {}
@@ -42,7 +52,7 @@ def _cached_features(examples: list[JudgeExample], cache_dir: Path | None) -> np
         parts.setdefault(e.source.split(":")[0], []).append(i)
     X: np.ndarray | None = None
     for _name, idx in parts.items():
-        sub = _cached_part([examples[i] for i in idx], cache_dir)
+        sub = _cached_part([examples[i] for i in idx], cache_dir, encoder, precision)
         if X is None:
             X = np.zeros((len(examples), sub.shape[1]), dtype=np.float32)
         X[idx] = sub
@@ -50,25 +60,31 @@ def _cached_features(examples: list[JudgeExample], cache_dir: Path | None) -> np
     return X
 
 
-def _cached_part(examples: list[JudgeExample], cache_dir: Path | None) -> np.ndarray:
+def _cached_part(examples: list[JudgeExample], cache_dir: Path | None, encoder: str, precision: str) -> np.ndarray:
     """Embedding columns come from the cache; the cheap text features are always recomputed."""
-    from pearlpoint.classifiers.response import EMBEDDING_COLUMNS, text_feature_matrix
+    from pearlpoint.classifiers.response import text_feature_matrix
+    from pearlpoint.embeddings import embedding_dim, get_text_encoder
 
-    emb = _cached_embeddings(examples, cache_dir)[:, :EMBEDDING_COLUMNS]
+    cols = embedding_columns(embedding_dim(get_text_encoder(encoder, precision)))
+    emb = _cached_embeddings(examples, cache_dir, encoder, precision)[:, :cols]
     return np.concatenate([emb, text_feature_matrix([e.response for e in examples])], axis=1)
 
 
-def _cached_embeddings(examples: list[JudgeExample], cache_dir: Path | None) -> np.ndarray:
+def _cached_embeddings(examples: list[JudgeExample], cache_dir: Path | None, encoder: str,
+                       precision: str) -> np.ndarray:
     h = hashlib.sha256()
     for e in examples:
         h.update(e.prompt.encode("utf-8", "replace") + b"\x00" + e.response.encode("utf-8", "replace") + b"\x01")
     h.update(b"v1")
+    if encoder != "minilm" or precision != JUDGE_PRECISION:  # the MiniLM int8 caches keep their names
+        h.update(f"{encoder}:{precision}".encode())
     key = h.hexdigest()[:20]
     if cache_dir:
         f = cache_dir / f"judge_features_{key}.npy"
         if f.exists():
             return np.load(f)
-    X = featurize([e.prompt for e in examples], [e.response for e in examples])
+    X = featurize([e.prompt for e in examples], [e.response for e in examples],
+                  embed_fn=encoder_embed_fn(encoder, precision))
     if cache_dir:
         cache_dir.mkdir(parents=True, exist_ok=True)
         np.save(cache_dir / f"judge_features_{key}.npy", X)
@@ -85,10 +101,10 @@ def split_by_prompt(groups: list[str], test_share: float, seed: int) -> np.ndarr
 
 
 def fit_all(X: np.ndarray, examples: list[JudgeExample], weights: np.ndarray, *, c: float, seed: int,
-            refusal_head: str = "mlp") -> dict:
+            refusal_head: str = "mlp", dim: int = 384) -> dict:
     y_ref = np.array([e.refusal for e in examples])
     if refusal_head == "mlp":
-        heads = {"refusal": fit_mlp_head(X, y_ref, weights, seed=seed)}
+        heads = {"refusal": fit_mlp_head(X, y_ref, weights, seed=seed, dim=dim)}
     else:
         heads = {"refusal": fit_linear_head(X, y_ref, weights, c=c, seed=seed)}
     act_mask = np.array([e.action is not None for e in examples])
@@ -158,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--c", type=float, default=0.05, help="inverse L2 strength of the heads")
     ap.add_argument("--refusal-head", choices=("mlp", "linear"), default="mlp",
                     help="refusal head: one-hidden-layer MLP (default) or logistic regression")
+    ap.add_argument("--encoder", choices=ENCODERS, default="use-m3",
+                    help="sentence encoder the heads read (default: multilingual USE)")
+    ap.add_argument("--precision", choices=("fp32", "int8"), default=JUDGE_PRECISION,
+                    help="MiniLM's ONNX precision (USE has one)")
     ap.add_argument("--test-share", type=float, default=0.2)
     ap.add_argument("--cache-dir", default=".pearl-cache/judge", help="embedding cache ('' to disable)")
     ap.add_argument("--no-seed", action="store_true", help="leave out the project's own composed examples")
@@ -180,21 +200,23 @@ def main(argv: list[str] | None = None) -> int:
     weights *= np.array([PARTIAL_WEIGHT if e.refusal == "partial_refusal" else 1.0 for e in examples])
     print(f"examples: {len(examples)} ({sum(e.source.startswith('do_not_answer') for e in examples)} human-labelled)",
           file=sys.stderr)
-    X = _cached_features(examples, Path(args.cache_dir) if args.cache_dir else None)
+    precision = args.precision if "minilm" in args.encoder else "fp32"
+    X = _cached_features(examples, Path(args.cache_dir) if args.cache_dir else None, args.encoder, precision)
+    dim = (X.shape[1] - len(FEATURE_NAMES) - 2) // 3
     print(f"features {X.shape} in {time.time() - t0:.0f}s", file=sys.stderr)
 
     held = split_by_prompt([e.group for e in examples], args.test_share, args.seed)
     train = ~held
     heads = fit_all(X[train], [e for e, m in zip(examples, train, strict=True) if m], weights[train],
-                    c=args.c, seed=args.seed, refusal_head=args.refusal_head)
+                    c=args.c, seed=args.seed, refusal_head=args.refusal_head, dim=dim)
     report = evaluate(heads, X, examples, held)
     report["split"] = {"train_rows": int(train.sum()), "held_out_rows": int(held.sum()),
                        "held_out_prompts": len({e.group for e, m in zip(examples, held, strict=True) if m}),
                        "by": "prompt", "test_share": args.test_share}
     if not args.no_refit:
-        heads = fit_all(X, examples, weights, c=args.c, seed=args.seed, refusal_head=args.refusal_head)
-    meta = {"encoder": "all-MiniLM-L6-v2", "feature_names": FEATURE_NAMES, "layout":
-            "emb(head)[384] emb(rest)[384] emb(prompt)[384] cos(prompt,head) cos(prompt,rest) text_features",
+        heads = fit_all(X, examples, weights, c=args.c, seed=args.seed, refusal_head=args.refusal_head, dim=dim)
+    meta = {"encoder": args.encoder, "encoder_precision": precision, "feature_names": FEATURE_NAMES, "layout":
+            f"emb(head)[{dim}] emb(rest)[{dim}] emb(prompt)[{dim}] cos(prompt,head) cos(prompt,rest) text_features",
             "refusal_classes": list(REFUSAL_CLASSES), "seed": args.seed, "c": args.c,
             "refusal_head": args.refusal_head,
             "trained_on": "all rows" if not args.no_refit else "train split",

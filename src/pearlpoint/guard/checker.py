@@ -12,8 +12,8 @@ Six reasons, each a score in [0, 1] compared with the policy's operating point f
 * ``degenerate``         repetition loops, an empty answer, or a cut-off final answer;
 * ``wrong_language``     the answer is not in the user's language.
 
-The learned parts come from :mod:`pearlpoint.classifiers` (MiniLM vectors of head, rest and prompt,
-int8); the rest are cheap text statistics, so a check costs a few milliseconds on a CPU.
+The learned parts come from :mod:`pearlpoint.classifiers` (sentence vectors of head, rest and prompt,
+see its card for the encoder); the rest are cheap text statistics, so a check costs a few milliseconds on a CPU.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 from pearlpoint.classifiers.features import _ALTERNATIVE, _REFERRAL, _REFUSAL, cjk_ratio, normalise
 from pearlpoint.guard.context import GuardContext
 from pearlpoint.guard.policy import REASONS, GuardPolicy
+from pearlpoint.risk.severity import mass_harm_cue
 
 # Below this prompt harm probability an R0 request counts as confidently benign (see operational_harm).
 CONFIDENT_BENIGN_HP = 0.2
@@ -167,10 +168,10 @@ class AnswerChecker:
         return self._judge
 
     def _classify(self, prompt: str, text: str) -> Any:
-        """The response judge on one pair. Each text is embedded in its own call (on a CPU, padding
-        texts of different lengths into one batch costs more than it saves), and the vectors of the
-        prompt and of the answer's head are kept: a stream is checked several times as it grows, and
-        its prompt and head stay the same."""
+        """The response judge on one pair. The texts not seen before are embedded in one call (USE
+        reads each text on its own, without padding), and the vectors of the prompt and of the answer's
+        head are kept: a stream is checked several times as it grows, and its prompt and head stay the
+        same."""
         import numpy as np
 
         from pearlpoint.classifiers.features import split_head
@@ -181,14 +182,15 @@ class AnswerChecker:
         kept = {p, head or EMPTY_PLACEHOLDER}
         wanted = list(dict.fromkeys([p, head or EMPTY_PLACEHOLDER] + ([rest[:1500]] if rest else [])))
         vecs = {t: self._vec_cache[t] for t in wanted if t in self._vec_cache}
-        for t in wanted:
-            if t not in vecs:
-                vecs[t] = self.judge.embed([t])[0]
-                if t in kept:
-                    with self._lock:
+        new = [t for t in wanted if t not in vecs]
+        if new:
+            vecs.update(zip(new, self.judge.embed(new), strict=True))
+            with self._lock:
+                for t in new:
+                    if t in kept:
                         self._vec_cache[t] = vecs[t]
-                        while len(self._vec_cache) > 512:
-                            self._vec_cache.pop(next(iter(self._vec_cache)))
+                while len(self._vec_cache) > 512:
+                    self._vec_cache.pop(next(iter(self._vec_cache)))
 
         def lookup(batch: list[str], _bs: int) -> np.ndarray:
             missing = [t for t in batch if t not in vecs]
@@ -228,10 +230,16 @@ class AnswerChecker:
         harm = float(v.harmful_probability)
         op = harm
         if lvl == "R0" and ctx.harmful_probability < CONFIDENT_BENIGN_HP:
-            # the harm head reads topic as well as intent (it rates a plain explanation of murder vs
-            # manslaughter 0.94); when the assessor is confident the request is benign, the head needs
-            # the answer's own operational structure (steps, quantities, code) to count in full
+            # the harm head reads topic as well as intent (the MiniLM judge rated a plain explanation of
+            # murder vs manslaughter 0.94); when the assessor is confident the request is benign, the head
+            # needs the answer's own operational structure (steps, quantities, code) to count in full
             op = harm * (0.5 + 0.5 * struct)
+        if struct >= 0.5 and _QUANTITY.search(text) and mass_harm_cue(ctx.prompt + "\n" + text[:4000]):
+            # a procedure with quantities around a named means of mass harm is operational whatever
+            # the assessor or the harm head said: a framed request the assessor missed ends here, and the
+            # judge's sentence vectors read rare technical names poorly (USE rates an ANFO pipe-bomb
+            # recipe 0.01)
+            op = max(op, struct * (0.5 if refusal_phrase else 1.0))
         if risky:
             # steps and quantities in a non-refusal answer to a risky request are the harmful kind
             # (halved after a refusal: "I can't, but here is how: 1. 2. 3." still fails)

@@ -1,0 +1,120 @@
+"""The embedded response judge on each sentence encoder, side by side in one run.
+
+    python bench/bench_judge.py --data-dir ../shared/data            # MiniLM (int8) vs USE
+    python bench/bench_judge.py --encoders minilm,use-m3,minilm+use-m3
+
+For each encoder: the same examples, the same split by prompt (seed 13) and the same heads are fitted
+on the training prompts only (``train_judge --no-refit`` into a scratch folder), and scored against the
+human labels of the held-out prompts (Do-Not-Answer's refusal classes and harmful labels). Then the
+CPU time of one answer's check (a 467-character answer, its prompt already embedded, as in the guard)
+and, when ``runs/bench_guard.jsonl`` is there, the harm head against the maintainers' hand labels of
+SmolLM2 answers (``bench/data/guard_hand_labels.jsonl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HAND_LABELS = ROOT / "bench" / "data" / "guard_hand_labels.jsonl"
+ANSWER = ("Banana bread is forgiving. Mash three very ripe bananas, stir in a third of a cup of melted butter, then "
+          "three quarters of a cup of sugar, one beaten egg and a teaspoon of vanilla. Sprinkle a teaspoon of baking "
+          "soda and a pinch of salt over the mixture, fold in one and a half cups of flour, and pour it into a "
+          "buttered loaf pan. Bake for about an hour, until a skewer comes out clean, and let it cool before slicing.")
+
+
+def held_out(encoder: str, data_dir: Path, scratch: Path) -> dict:
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    from pearlpoint.eval import train_judge
+
+    out = scratch / encoder.replace("+", "_")
+    with redirect_stdout(StringIO()):
+        train_judge.main(["--data-dir", str(data_dir), "--out", str(out), "--encoder", encoder, "--no-refit"])
+    meta = json.loads((out / "judge_meta.json").read_text())
+    return {"weights": str(out / "judge_weights.npz"), **meta["held_out_agreement"]}
+
+
+def check_ms(weights: str, n: int = 40) -> dict:
+    from pearlpoint.classifiers.response import EmbeddedResponseJudge
+    from pearlpoint.guard.checker import AnswerChecker
+    from pearlpoint.guard.context import GuardContext
+
+    checker = AnswerChecker(EmbeddedResponseJudge(weights))
+    ctx = GuardContext(prompt="How do I bake banana bread?", lang="en", strategy="full_answer", level="R0")
+    checker.check(ctx, "warm up")
+    times = []
+    for i in range(n + 5):
+        t = time.perf_counter()
+        checker.check(ctx, f"{ANSWER} ({i})")  # a new answer each time: nothing of it is cached
+        times.append((time.perf_counter() - t) * 1000)
+    return {"check_ms_p50": round(statistics.median(times[5:]), 2), "answer_chars": len(ANSWER) + 5}
+
+
+def hand_label_rows(answers: Path) -> list[tuple[str, str, int]]:
+    if not answers.exists() or not HAND_LABELS.exists():
+        return []
+    labels = {json.loads(line)["key"]: json.loads(line)["harmful"]
+              for line in HAND_LABELS.read_text(encoding="utf-8").splitlines() if line.strip()}
+    rows = []
+    for line in answers.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        key = hashlib.sha256(f"{r['prompt']}\x00{r['answer']}".encode()).hexdigest()[:16]
+        if key in labels:
+            rows.append((r["prompt"], r["answer"], int(labels.pop(key))))
+    return rows
+
+
+def harm_vs_hand(weights: str, rows: list[tuple[str, str, int]]) -> dict:
+    from pearlpoint.classifiers.response import EmbeddedResponseJudge
+    from pearlpoint.eval.stats import accuracy
+
+    v = EmbeddedResponseJudge(weights).classify([r[0] for r in rows], [r[1] for r in rows])
+    pred = [int(x.harmful_probability >= 0.5) for x in v]
+    gold = [r[2] for r in rows]
+    pos = sum(gold)
+    return {"n": len(rows), "harmful": pos, "accuracy": round(accuracy(gold, pred), 3),
+            "recall": round(sum(p and g for p, g in zip(pred, gold, strict=True)) / max(1, pos), 3),
+            "false_positive_rate": round(sum(p and not g for p, g in zip(pred, gold, strict=True))
+                                         / max(1, len(gold) - pos), 3)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--encoders", default="minilm,use-m3")
+    ap.add_argument("--answers", type=Path, default=ROOT / "runs" / "bench_guard.jsonl",
+                    help="bench_guard's answers, for the hand-label comparison")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    rows = hand_label_rows(args.answers)
+    report: dict = {"date": time.strftime("%Y-%m-%d"), "encoders": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for enc in args.encoders.split(","):
+            print(f"[{enc}] fitting on the training prompts ...", file=sys.stderr, flush=True)
+            r = held_out(enc, args.data_dir, Path(tmp))
+            res = {"held_out_3way": r["judge"]["accuracy_3way"], "held_out_binary": r["judge"]["accuracy_binary"],
+                   "kappa_3way": r["judge"]["kappa_3way"], "n": r["judge"]["n"],
+                   "do_not_answer_3way": r["judge_do_not_answer"]["accuracy_3way"],
+                   "zh_3way": (r.get("judge_zh") or {}).get("accuracy_3way"),
+                   "harmful_do_not_answer": r["harmful_do_not_answer"], **check_ms(r["weights"])}
+            if rows:
+                res["harm_vs_hand_labels"] = harm_vs_hand(r["weights"], rows)
+            report["encoders"][enc] = res
+            print(json.dumps({enc: res}), file=sys.stderr, flush=True)
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
