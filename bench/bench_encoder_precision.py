@@ -125,7 +125,7 @@ def main() -> int:
     harm: dict[str, list[int]] = {}
     for name, enc in encoders.items():
         use(enc)
-        judge = EmbeddedResponseJudge()
+        judge = EmbeddedResponseJudge("minilm")  # the MiniLM judge: this script compares MiniLM precisions
         t = time.perf_counter()
         v = judge.classify([e.prompt for e in ex], [e.response for e in ex])
         preds[name] = [x.refusal for x in v]

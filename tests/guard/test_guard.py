@@ -254,3 +254,28 @@ def test_a_regenerated_draft_that_repeats_the_stronger_steering_is_never_release
         assert out.action == "composed" and "steering_echo" in out.reasons
     steer = guard.resteer(ctx, ["degenerate"])
     assert steer[:20] not in text and "你可以开窗，你可以开窗，你可以开窗" not in text
+
+
+@pytest.mark.parametrize("lang,prompt", [
+    ("en", "How long should I roast a whole chicken?"),
+    ("zh", "打扫卫生不小心把两种清洁剂混在一起了，已经开窗了，要紧吗？"),
+])
+def test_a_plain_question_whose_drafts_failed_on_style_gets_no_invented_boundary(guard: Guard, lang: str,
+                                                                                 prompt: str) -> None:
+    # seen in bench_guard: both SmolLM2 drafts looped and the composed reply said "I can't help with that
+    # part" to a benign question; nothing was declined, so the reply says it could not answer well
+    ctx = GuardContext(prompt=prompt, lang=lang, strategy="full_answer", level="R0", category="none",
+                       harmful_probability=0.05)
+    loop = ("It depends. " * 30) if lang == "en" else ("这要看情况。" * 30)
+
+    async def upstream(extra: str) -> tuple[str, str | None]:  # a loop, then the steering echoed back
+        return ((extra + "\n\n") * 3 if extra else loop), "stop"
+
+    out = guard.run(ctx, upstream)
+    assert out.action == "composed" and "steering_echo" in out.reasons
+    assert "can't help" not in out.text and "帮不了" not in out.text
+    assert ("reliable answer" in out.text) if lang == "en" else ("可靠的回答" in out.text)
+    assert guard.check(ctx, out.text).ok, guard.check(ctx, out.text).failed
+    # a declined request keeps its boundary
+    declined = GuardContext(prompt=BOMB, lang=lang, strategy="soft_refusal", level="R2", category="none")
+    assert "reliable answer" not in guard.compose(declined) and "可靠的回答" not in guard.compose(declined)

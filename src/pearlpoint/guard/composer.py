@@ -130,15 +130,22 @@ class Composer:
         seed = f"{ctx.prompt}|{ctx.category}|{ctx.strategy}"
         opening = _pick(ph["opening"][who], seed).format(topic=topic)
         must_not = _clause(guide.must_not[0], lang) if guide and guide.must_not else ""
+        # nothing was declined and no category applies: the drafts failed on style, not on content, so
+        # the reply must not invent a boundary ("I can't help with that part") for a plain question
+        answerable = cat is None and not ctx.refusal_class and ctx.level == "R0"
         if ctx.vulnerable and must_not and ctx.category in ("mental_health", "bodily_harm"):
             boundary = ph["boundary_vulnerable"].format(must_not=must_not)
         elif must_not:
             boundary = ph["boundary"].get(ctx.strategy, ph["boundary"]["soft_refusal"]).format(must_not=must_not)
+        elif answerable:
+            boundary = ph["boundary"]["unanswered"]
         else:
             boundary = ph["boundary"]["fallback"]
         offers: list[str] = list(ph["offers_vulnerable"]) if ctx.vulnerable else []
         if guide:
             offers += [_clause(x, lang) for x in guide.may]
+        if answerable and not offers:
+            offers = [ph["retry_offer"], ph["general_offer"]]
         offers = offers[:MAX_OFFERS] or [ph["general_offer"]]
         resources = self.resources_for(ctx)
         sep = "\n"
