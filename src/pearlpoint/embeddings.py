@@ -84,6 +84,9 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+PAD_RATIO = 0.7  # a text joins a batch only if it has at least this share of the batch's longest tokens
+
+
 class OnnxEncoder:
     """Mean-pooled, optionally normalised transformer embeddings through ONNX Runtime.
 
@@ -115,16 +118,28 @@ class OnnxEncoder:
         dim = self.session.get_outputs()[0].shape[-1]
         self.dim = dim if isinstance(dim, int) else 384  # all-MiniLM-L6-v2: 384
 
+    def _buckets(self, items: list[str], step: int) -> list[list[int]]:
+        """Batches of similar token length, longest first. Small batches are fastest on a CPU, and a
+        batch pads to its longest text: a prompt's 168-token whole and its 11-token last segment in one
+        batch cost four 168-token passes (a long Chinese prompt took 190 ms)."""
+        if len(items) == 1:
+            return [[0]]
+        lengths = [len(ids) for ids in self.tokenizer(items, truncation=True, max_length=self.max_seq_length)["input_ids"]]
+        order = sorted(range(len(items)), key=lambda k: -lengths[k])
+        batches: list[list[int]] = []
+        for k in order:
+            if batches and len(batches[-1]) < step and lengths[k] >= PAD_RATIO * lengths[batches[-1][0]]:
+                batches[-1].append(k)
+            else:
+                batches.append([k])
+        return batches
+
     def encode(self, texts: list[str] | str, batch_size: int = 16, normalize_embeddings: bool = False,
                convert_to_numpy: bool = True, show_progress_bar: bool = False, **_: Any) -> np.ndarray:
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
-        # Sort by length so each batch pads little; small batches are fastest on CPU (less padding, cache).
-        order = np.argsort([-len(t) for t in items], kind="stable")
-        step = max(1, min(batch_size, 8))
-        for start in range(0, len(items), step):
-            idx = order[start:start + step]
+        for idx in self._buckets(items, max(1, min(batch_size, 8))):
             enc = self.tokenizer([items[k] for k in idx], padding=True, truncation=True,
                                  max_length=self.max_seq_length, return_tensors="np")
             feed = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in self._inputs}
