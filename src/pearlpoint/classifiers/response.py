@@ -281,12 +281,20 @@ def load_heads(path: str | Path | None = None) -> tuple[dict[str, Head], dict]:
     if not path.exists() or not mpath.exists():
         raise ConfigError(f"judge weights not found at {path} (+ {mpath.name}); "
                           "train them with: python -m pearlpoint.eval.train_judge --out DIR")
-    meta = json.loads(mpath.read_text(encoding="utf-8"))
-    with np.load(path) as z:
-        heads: dict[str, Head] = {}
-        for name, info in meta["heads"].items():
-            kind = info.get("kind", "linear")
-            arrays = {f: z[f"{name}__{f}"] for f in _ARRAYS[kind]}
-            heads[name] = (MLPHead if kind == "mlp" else LinearHead)(**arrays, classes=info["classes"])
+    try:
+        meta = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{mpath}: the judge's card cannot be read ({type(exc).__name__}: {exc}); "
+                          "reinstall pearlpoint or retrain with python -m pearlpoint.eval.train_judge") from None
+    try:
+        with np.load(path) as z:
+            heads: dict[str, Head] = {}
+            for name, info in meta["heads"].items():
+                kind = info.get("kind", "linear")
+                arrays = {f: z[f"{name}__{f}"] for f in _ARRAYS[kind]}
+                heads[name] = (MLPHead if kind == "mlp" else LinearHead)(**arrays, classes=info["classes"])
+    except Exception as exc:  # noqa: BLE001 - a truncated zip, a missing array, a card that does not match
+        raise ConfigError(f"{path}: the judge weights cannot be read ({type(exc).__name__}: {exc}); "
+                          "reinstall pearlpoint or retrain with python -m pearlpoint.eval.train_judge") from None
     _CACHE[key] = (heads, meta)
     return heads, meta

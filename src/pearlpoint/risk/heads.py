@@ -155,7 +155,16 @@ class RiskHeads:
             where = weights_dir or "the package"
             raise ConfigError(f"risk head weights not found in {where}: run "
                               "`python -m pearlpoint.risk.train --data-dir ../shared/data --out src/pearlpoint/risk/weights/`") from exc
-        return cls(*(_head_from(arrays, n) for n in ("harm", "adversarial", "distress", "category")), card=card)
+        except Exception as exc:  # noqa: BLE001 - a truncated npz, a card that is not JSON
+            where = Path(weights_dir) if weights_dir else Path(str(resources.files("pearlpoint.risk").joinpath("weights")))
+            raise ConfigError(f"{where / WEIGHTS_FILE} (+ {CARD_FILE}): the risk head weights cannot be read "
+                              f"({type(exc).__name__}: {exc}); reinstall pearlpoint or retrain them") from None
+        try:
+            return cls(*(_head_from(arrays, n) for n in ("harm", "adversarial", "distress", "category")), card=card)
+        except (KeyError, ValueError, TypeError) as exc:
+            where = Path(weights_dir) if weights_dir else "the packaged weights"
+            raise ConfigError(f"{where}: the risk head weights do not match their card "
+                              f"({type(exc).__name__}: {exc}); retrain them") from None
 
     @property
     def ngram_buckets(self) -> int:
