@@ -118,14 +118,12 @@ class OnnxEncoder:
         dim = self.session.get_outputs()[0].shape[-1]
         self.dim = dim if isinstance(dim, int) else 384  # all-MiniLM-L6-v2: 384
 
-    def _buckets(self, items: list[str], step: int) -> list[list[int]]:
+    @staticmethod
+    def _buckets(lengths: list[int], step: int) -> list[list[int]]:
         """Batches of similar token length, longest first. Small batches are fastest on a CPU, and a
         batch pads to its longest text: a prompt's 168-token whole and its 11-token last segment in one
         batch cost four 168-token passes (a long Chinese prompt took 190 ms)."""
-        if len(items) == 1:
-            return [[0]]
-        lengths = [len(ids) for ids in self.tokenizer(items, truncation=True, max_length=self.max_seq_length)["input_ids"]]
-        order = sorted(range(len(items)), key=lambda k: -lengths[k])
+        order = sorted(range(len(lengths)), key=lambda k: -lengths[k])
         batches: list[list[int]] = []
         for k in order:
             if batches and len(batches[-1]) < step and lengths[k] >= PAD_RATIO * lengths[batches[-1][0]]:
@@ -139,9 +137,12 @@ class OnnxEncoder:
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
-        for idx in self._buckets(items, max(1, min(batch_size, 8))):
-            enc = self.tokenizer([items[k] for k in idx], padding=True, truncation=True,
-                                 max_length=self.max_seq_length, return_tensors="np")
+        if not items:
+            return out
+        # tokenised once; each batch is padded from these ids
+        toks = self.tokenizer(items, truncation=True, max_length=self.max_seq_length)
+        for idx in self._buckets([len(ids) for ids in toks["input_ids"]], max(1, min(batch_size, 8))):
+            enc = self.tokenizer.pad({k: [toks[k][i] for i in idx] for k in toks.keys()}, return_tensors="np")
             feed = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in self._inputs}
             hidden = self.session.run(None, feed)[0]
             mask = enc["attention_mask"][..., None].astype(np.float32)
