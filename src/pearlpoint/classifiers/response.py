@@ -111,8 +111,6 @@ def embedding_columns(dim: int) -> int:
     return 3 * dim + 2
 
 
-EMBEDDING_COLUMNS = embedding_columns(384)  # MiniLM
-
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
