@@ -113,6 +113,37 @@ def repetition_score(text: str) -> float:
     return float(min(1.0, max(repeat, tiny_vocab, loop * 1.6)))
 
 
+MIN_KEPT_CHARS = 80  # a trimmed answer shorter than this is not an answer
+
+
+def trim_loop(text: str, threshold: float = 0.6) -> str:
+    """The part of ``text`` before its repetition loop starts, ending on a whole sentence; "" when no
+    usable part is left. A small generator often writes a good paragraph and then repeats itself: the
+    paragraph is worth sending, the loop is not (a loop is never released as it is)."""
+    ends: list[int] = []  # where each kept sentence ends in ``text`` (line breaks between them stay)
+    keys: list[str] = []
+    for m in _SENTENCE.finditer(text):
+        key = " ".join(w.casefold() for w in _WORD.findall(m.group(0)))
+        if len(key) >= 6 and key in keys:
+            if keys[-1] == key:  # the loop's first copy belongs to the loop
+                ends.pop()
+            break
+        if len(key) >= 6 and repetition_score(m.group(0)) >= threshold:
+            break
+        keys.append(key)
+        ends.append(m.end())
+    out = text[:ends[-1]].rstrip() if ends else ""
+    while out and repetition_score(out) >= threshold:  # the loop spans sentences: drop from the end
+        ends.pop()
+        out = text[:ends[-1]].rstrip() if ends else ""
+    if not _END_OK.search(out):  # never end on a cut-off fragment
+        cut = max(out.rfind(c) for c in ".!?。！？")
+        out = out[:cut + 1] if cut >= 0 else ""
+    # a CJK character carries about as much as a short English word
+    need = MIN_KEPT_CHARS // 3 if cjk_ratio(out) > 0.3 else MIN_KEPT_CHARS
+    return out if len(out) >= need else ""
+
+
 def echo_score(answer: str, steering: str, n: int = 6) -> float:
     """Share of the steering text's word n-grams that reappear in the answer (scaled)."""
     if not steering or not answer:
@@ -202,6 +233,21 @@ class AnswerChecker:
 
     def warm_up(self) -> None:
         self.judge.classify_one("hello", "Hello! How can I help?")
+
+    def prepare(self, prompt: str) -> None:
+        """Put the prompt's vector in the cache now (the check of its answer then embeds only the
+        answer). Never raises: a failure here only means the check embeds the prompt itself."""
+        from pearlpoint.classifiers.response import EMPTY_PLACEHOLDER, PROMPT_CHARS
+
+        p = normalise(prompt).strip()[:PROMPT_CHARS] or EMPTY_PLACEHOLDER
+        if p in self._vec_cache:
+            return
+        try:
+            vec = self.judge.embed([p])[0]
+        except Exception:  # noqa: BLE001 - an optimisation only
+            return
+        with self._lock:
+            self._vec_cache[p] = vec
 
     def check(self, ctx: GuardContext, answer: str, policy: GuardPolicy | None = None, *, partial: bool = False,
               finish_reason: str | None = None) -> CheckResult:

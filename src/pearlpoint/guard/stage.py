@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from pearlpoint.guard.checker import AnswerChecker, CheckResult, default_checker
+from pearlpoint.guard.checker import AnswerChecker, CheckResult, default_checker, trim_loop
 from pearlpoint.guard.composer import Composer, load_resources
 from pearlpoint.guard.context import GuardContext
 from pearlpoint.guard.policy import GuardPolicy, load_guard_policy
@@ -72,6 +72,12 @@ class Guard:
     def warm_up(self) -> None:
         self.checker.warm_up()
 
+    def prepare(self, ctx: GuardContext) -> None:
+        """Embed what the check will need before the answer exists (run it while the upstream is
+        generating: the answer's check then only reads the answer)."""
+        if self.mode_for(ctx) == "check":
+            self.checker.prepare(ctx.prompt)
+
     def mode_for(self, ctx: GuardContext) -> str:
         return self.policy.action_for(ctx.strategy, ctx.level)
 
@@ -94,6 +100,14 @@ class Guard:
         says the request was not benign after all (the assessor is not always right at R0)."""
         return ctx.level == "R0" and not ctx.refusal_class and not any(
             r.harmful or "steering_echo" in r.failed for r in results)  # the hidden instructions never go out
+
+    def _style_release(self, ctx: GuardContext, text: str, *results: CheckResult) -> str:
+        """The text to send when only style failed on a benign request ("" = compose instead). A
+        repetition loop or a cut-off ending is trimmed to the whole sentences before it: a loop is
+        never sent as it is, and a short draft that is nothing but a loop is not an answer."""
+        if not text.strip() or not self._may_release_on_style(ctx, *results):
+            return ""
+        return trim_loop(text) if "degenerate" in results[-1].failed else text
 
     # ---- whole answers -----------------------------------------------------------------------
     async def arun(self, ctx: GuardContext, generate: Generate | None, *,
@@ -134,11 +148,11 @@ class Guard:
             if r2.ok:
                 return done(text2, "regenerated", reasons, [r1, r2])
             reasons += [r for r in r2.failed if r not in reasons]
-            if self._may_release_on_style(ctx, r1, r2) and text2.strip():
-                return done(text2, "released_with_warnings", reasons, [r1, r2])
+            if kept := self._style_release(ctx, text2, r1, r2):
+                return done(kept, "released_with_warnings", reasons, [r1, r2])
             return done(self.compose(ctx), "composed", reasons, [r1, r2])
-        if self._may_release_on_style(ctx, r1):
-            return done(text, "released_with_warnings", reasons, [r1])
+        if kept := self._style_release(ctx, text, r1):
+            return done(kept, "released_with_warnings", reasons, [r1])
         return done(self.compose(ctx), "composed", reasons, [r1])
 
     def run(self, ctx: GuardContext, generate: Generate | None = None, *,
@@ -233,18 +247,30 @@ class Guard:
             r2 = await asyncio.to_thread(self.check, _with_steering(ctx, steer), text2, finish_reason=fin2)
             checks.append(r2)
             state["reasons"] += [r for r in r2.failed if r not in state["reasons"]]
-            if r2.ok or (self._may_release_on_style(ctx, *checks) and text2.strip()):
+            kept = text2 if r2.ok else self._style_release(ctx, text2, *checks)
+            if kept:
                 state["action"] = "regenerated" if r2.ok else "released_with_warnings"
-                for piece in _pieces(text2):
+                for piece in _pieces(kept):
                     sent.append(piece)
                     yield piece
                 finish_outcome()
                 return
         # (every draft's check counts: a regeneration that failed on content or echoed the steering forbids it)
-        if released == 0 and self._may_release_on_style(ctx, *checks) and buf.strip():
+        kept = self._style_release(ctx, buf, *checks)
+        if released == 0 and kept:
             state["action"] = "released_with_warnings"
-            sent.append(buf)
-            yield buf
+            sent.append(kept)
+            yield kept
+            finish_outcome()
+            return
+        if released and self._may_release_on_style(ctx, *checks):
+            # checked, benign text is already out and only style failed later (a loop started): end on
+            # the whole sentences before the loop instead of appending a reply built for declining
+            state["action"] = "released_with_warnings"
+            tail = kept[released:] if kept.startswith(buf[:released]) else ""
+            if tail:
+                sent.append(tail)
+                yield tail
             finish_outcome()
             return
         state["action"] = "composed"

@@ -350,6 +350,16 @@ def _latest_user(req: ChatRequest) -> str:
     return next((m.text() for m in reversed(req.messages) if m.plain_role == "user"), "")
 
 
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def _in_background(coro: Any) -> None:
+    """Run ``coro`` without waiting for it (the set keeps the task alive until it is done)."""
+    task = asyncio.ensure_future(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
 def _guard_context(decision: Decision, req: ChatRequest) -> GuardContext:
     return GuardContext.from_decision(decision, _latest_user(req))
 
@@ -576,6 +586,8 @@ def create_app(proxy: Proxy) -> Any:
                 headers.update(_pearl_headers(pearl))
             ctx = _guard_context(decision, req)
             mode = st.guard.mode_for(ctx) if st.guard is not None else "trust"
+            if st.guard is not None and mode == "check":
+                _in_background(asyncio.to_thread(st.guard.prepare, ctx))  # while the upstream writes
             if req.stream:
                 response = await _stream_response(proxy, st, req, decision, pearl, leak, upstream_msgs, params,
                                                   refine, headers, audit, t0, release, ctx=ctx, mode=mode)
