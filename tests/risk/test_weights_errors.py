@@ -36,3 +36,20 @@ def test_a_card_that_is_not_json_names_the_file(tmp_path: Path) -> None:
 def test_missing_weights_say_how_to_train(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         RiskHeads.load(tmp_path)
+
+
+def test_heads_from_an_older_feature_set_read_their_own_columns() -> None:
+    # a cue added to the feature vector must not shift the columns of heads trained before it
+    import numpy as np
+
+    from pearlpoint.risk import features as F
+    from pearlpoint.risk.embedded import feature_columns
+
+    assert feature_columns(list(F.FEATURE_NAMES)) is None and feature_columns(None) is None
+    older = [n for n in F.FEATURE_NAMES if n != "distress_other"]
+    cols = feature_columns(older)
+    assert cols is not None and len(cols) == len(older)
+    assert [F.FEATURE_NAMES[i] for i in cols] == older
+    assert np.all(np.diff(cols) > 0)  # same relative order
+    with pytest.raises(ConfigError, match="does not compute"):
+        feature_columns([*older, "a_feature_from_the_future"])

@@ -125,6 +125,8 @@ class Composer:
             topic = topic.lower()
         guide = cat.guideline.get(lang) if cat is not None else None
         # a declined request gets a neutral opening whoever is asking; a vulnerable user a warm one
+        if ctx.for_someone_else:
+            return self._compose_for_helper(ctx, ph, seed=f"{ctx.prompt}|helper")
         who = "vulnerable" if ctx.vulnerable else (
             "malicious" if ctx.refusal_class or ctx.level == "R2" else "benign")
         seed = f"{ctx.prompt}|{ctx.category}|{ctx.strategy}"
@@ -156,6 +158,17 @@ class Composer:
         closing = ph["closing"]["vulnerable" if ctx.vulnerable else "default"]
         parts += ["", closing]
         return sep.join(parts).strip()
+
+
+    def _compose_for_helper(self, ctx: GuardContext, ph: dict[str, Any], *, seed: str) -> str:
+        """For someone worried about a person close to them: what to do now, and who can help."""
+        h = ph["helper"]
+        parts = [_pick(h["opening"], seed), h["urgent"], "", h["steps_intro"], *[f"- {x}" for x in h["steps"]]]
+        resources = self.resources_for(ctx)
+        if resources:
+            parts += ["", ph["resources_intro"], *[f"- {r}" for r in resources]]
+        parts += ["", h["closing"]]
+        return "\n".join(parts).strip()
 
 
 def _sentence_case(text: str, lang: str) -> str:

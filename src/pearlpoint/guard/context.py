@@ -40,6 +40,13 @@ class GuardContext:
             float(ut.get("vulnerable", 0.0)) >= 0.25
 
     @property
+    def for_someone_else(self) -> bool:
+        """A vulnerable situation told by someone close (a parent, a friend), not by the one at risk."""
+        from pearlpoint.risk.features import about_someone_else
+
+        return self.vulnerable and about_someone_else(self.prompt)
+
+    @property
     def dominant_user(self) -> str:
         ut = self.user_types or {}
         if self.vulnerable:

@@ -66,6 +66,19 @@ def build_units(texts: list[str], tokenizer: Any = None) -> tuple[list[Unit], li
     return units, feats, wins
 
 
+def feature_columns(card_names: list[str] | None) -> np.ndarray | None:
+    """Where each feature the heads were trained on sits in today's feature vector (None: the same
+    order). Heads from an older card keep reading their own columns when a cue is added; a feature
+    this version no longer computes is a ConfigError naming it."""
+    if not card_names or list(card_names) == list(F.FEATURE_NAMES):
+        return None
+    index = {n: i for i, n in enumerate(F.FEATURE_NAMES)}
+    missing = [n for n in card_names if n not in index]
+    if missing:
+        raise ConfigError(f"the risk heads' card names features this version does not compute: {missing}")
+    return np.array([index[n] for n in card_names])
+
+
 class EmbeddedAssessor:
     """Fast offline assessor. Thread-safe for reading; one encoder per process."""
 
@@ -85,6 +98,7 @@ class EmbeddedAssessor:
         self._encoder = encoder
         self.batch_size = batch_size
         self.category_ids = self.heads.category_ids
+        self._feature_columns = feature_columns(self.heads.card.get("feature_names"))
 
     @property
     def encoder(self) -> Any:
@@ -108,7 +122,7 @@ class EmbeddedAssessor:
         units, feats, wins = build_units(texts, getattr(self.encoder, "tokenizer", None))
         emb = self.embed([u.text for u in units])
         fmat = np.stack([feats[u.owner].vector for u in units]) if units else np.zeros((0, len(F.FEATURE_NAMES)))
-        blocks = [emb, fmat]
+        blocks = [emb, fmat[:, self._feature_columns] if self._feature_columns is not None else fmat]
         if self.heads.ngram_buckets:
             nb = self.heads.ngram_buckets
             blocks.append(np.stack([F.ngram_vector(u.text, nb) for u in units]) if units else np.zeros((0, nb)))
@@ -132,7 +146,7 @@ class EmbeddedAssessor:
             a, b = h.calibration_for(language_of(texts[i]))
             # The distress head alone over-fires on short Chinese requests (MiniLM reads Chinese poorly);
             # without any distress wording its probability is damped by up to 45%.
-            cue = min(1.0, feats[i].value("distress_strong") + feats[i].value("distress_weak"))
+            cue = min(1.0, sum(feats[i].value(n) for n in ("distress_strong", "distress_weak", "distress_other")))
             p_dis = float(dis_p[idx].max()) * (0.55 + 0.45 * cue)
             p_dis = distress_floor(p_dis, feats[i])  # ... and explicit first-person distress always counts
             out.append(TextScores(harm_logit=z, p_harm=float(sigmoid(np.array(a * z + b))), p_adv=float(adv_p[idx].max()),

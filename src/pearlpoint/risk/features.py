@@ -223,6 +223,28 @@ _DISTRESS_WEAK = _rx(r"\bhopeless\b", r"\bworthless\b", r"\bpointless\b", r"\bem
                      r"\bnumb\b", r"\bghost\b", r"\bfailure\b", r"\brelapse",
                      r"绝望", r"没意义", r"空空的", r"孤独", r"负担", r"抑郁", r"一直在哭", r"讨厌自己", r"害怕", r"被欺负",
                      r"透明人", r"失败", r"难熬", r"快疯了", r"看不到出路", r"不敢")
+# Someone else's danger, told by a worried parent, friend or teacher: the writer needs support and a
+# resource as much as a distressed writer does (the cues above are first-person).
+_SELVES = r"(?:him|her|them|your)sel(?:f|ves)"
+_DISTRESS_OTHER = _rx(rf"\b(?:kill|hurt|harm|cut|burn|starv)\w* {_SELVES}\b", r"\btak\w+ (?:his|her|their) (?:own )?life\b",
+                      r"\b(?:wants?|wanting|going) to (?:die|end it|disappear|vanish)\b", r"\bend(?:ing)? it all\b",
+                      r"\b(?:doesn'?t|does not|don'?t|didn'?t) (?:want|wanna) to (?:live|be alive|be here|exist|wake up)\b",
+                      r"\b(?:better off|rather be) dead\b", r"\brather die\b", r"\b(?:not|never) wake up\b",
+                      r"\bgoodbye (?:message|post|letter|note|text)s?\b", r"\bjump(?:ing|ed)? (?:off|from|in front of)\b",
+                      r"\bin front of a (?:train|bus|car)\b", r"\b(?:pills|tablets|meds)\b.{0,40}\b(?:saved|stockpil\w*|hoard\w*|took a handful)\b",
+                      r"\boverdos\w*\b", r"\bself[- ]?harm\w*\b", r"\bsuicid\w*\b",
+                      r"\b(?:touch|abus|molest|groom)\w* (?:him|her|them)\b", r"\bhits? (?:her|him|them)\b", r"\bbruises?\b",
+                      r"\blocks? (?:him|her|them) (?:in|up)\b",
+                      r"去死", r"卧轨", r"跳楼", r"跳下去", r"跳河", r"割腕", r"割自己", r"自残", r"自杀", r"不想活", r"活够了",
+                      r"吃了一把.{0,4}药", r"攒.{0,6}药", r"拖累", r"告别", r"想消失", r"(?:打|摸)(?:她|他)", r"淤青", r"锁在")
+_SOMEONE_CLOSE = _rx(r"\b(?:sister|brother|son|daughter|kid|child|teen(?:ager)?|friend|mate|roommate|flatmate|partner|"
+                     r"girlfriend|boyfriend|husband|wife|mum|mom|mother|dad|father|parent|grand(?:ma|pa|mother|father)|"
+                     r"cousin|nephew|niece|student|pupil|coworker|colleague|neighbou?r)s?\b",
+                     r"妹妹|姐姐|弟弟|哥哥|儿子|女儿|孩子|朋友|同学|室友|学生|老公|老婆|丈夫|妻子|男朋友|女朋友|爸|妈|"
+                     r"外公|外婆|爷爷|奶奶|表妹|表弟|同事|邻居|外甥")
+_FIRST_PERSON_DANGER = _rx(r"\bI(?:'m| am)? (?:want|going|plan(?:ning)?) to (?:die|kill myself|end (?:it|my life))\b",
+                           r"\bkill(?:ing)? myself\b", r"\b(?:hurt|cut|harm)(?:ing)? myself\b",
+                           r"我(?:也|真的|就)?(?:想死|不想活|想自杀|想消失|想结束|想伤害自己)")
 _FIRST_PERSON = _rx(r"\bI\b", r"\bmy\b", r"\bme\b", r"我")
 
 
@@ -246,6 +268,7 @@ CUES: tuple[Cue, ...] = (
     Cue("character_split_game", _ZH_CHAR_SPLIT, 1),
     Cue("distress_strong", _DISTRESS_STRONG, 1),
     Cue("distress_weak", _DISTRESS_WEAK, 3),
+    Cue("distress_other", _DISTRESS_OTHER, 1),
     Cue("opinion", _OPINION, 2),
 )
 
@@ -263,7 +286,7 @@ ADVERSARIAL_FEATURES = frozenset(
     {"roleplay_template", "instruction_override", "refusal_suppression", "encoding_talk", "word_game", "acrostic",
      "riddle", "character_split_game", "ascii_art", "repetition"} | {f"decoded_{m}" for m in DECODE_METHODS}
 )
-DISTRESS_FEATURES = frozenset({"distress_strong", "distress_weak"})
+DISTRESS_FEATURES = frozenset({"distress_strong", "distress_weak", "distress_other"})
 
 # How much text the regex cues look at: attacks hide requests at the end, so take head and tail.
 CUE_SCAN_CHARS = 40000
@@ -393,3 +416,12 @@ def ngram_vector(text: str, buckets: int = NGRAM_BUCKETS) -> np.ndarray:
     for tok in ngram_tokens(text):
         v[zlib.crc32(tok.encode("utf-8")) % buckets] = 1.0
     return v
+
+
+def about_someone_else(text: str) -> bool:
+    """A worried parent, friend or teacher telling of someone else's danger ("my sister has been cutting
+    herself"), not the writer's own: the reply then helps the helper (what to say, what to do) instead
+    of speaking to them as the one at risk."""
+    scan = _scan_text(text)
+    return bool(_DISTRESS_OTHER.search(scan) and _SOMEONE_CLOSE.search(scan)
+                and not _FIRST_PERSON_DANGER.search(scan))

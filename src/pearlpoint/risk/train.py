@@ -28,9 +28,9 @@ from pearlpoint.risk.recipe import HELD_OUT_SPLITS, Example, assign_splits, load
 
 # Feature columns each head may read (beyond the embedding). The harm head does NOT read attack-form
 # cues: the form of a prompt is not its harm; obfuscated requests are caught through decoded views.
-HARM_FEATURES = ("distress_strong", "distress_weak", "opinion", "fiction_frame", "code_wrapper", "question",
+HARM_FEATURES = ("distress_strong", "distress_weak", "distress_other", "opinion", "fiction_frame", "code_wrapper", "question",
                  "imperative", "first_person", "length_log", "cjk_ratio", "multi_turn_list")
-DISTRESS_FEATURES = ("distress_strong", "distress_weak", "first_person", "question", "imperative", "cjk_ratio")
+DISTRESS_FEATURES = ("distress_strong", "distress_weak", "distress_other", "first_person", "question", "imperative", "cjk_ratio")
 UNREADABLE_RAW = F.UNREADABLE_ENCODINGS
 LOOKALIKE_KINDS = {"lookalike", "borderline", "distress", "benign_wrapped", "everyday"}
 FPR_KINDS = {"lookalike", "borderline", "benign_wrapped"}  # "benign look-alikes" in the reported FPR
