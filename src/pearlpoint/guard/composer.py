@@ -124,9 +124,9 @@ class Composer:
         if lang == "en" and cat is not None:
             topic = topic.lower()
         guide = cat.guideline.get(lang) if cat is not None else None
-        # a declined request gets a neutral opening whoever is asking; a vulnerable user a warm one
-        if ctx.for_someone_else:
+        if ctx.for_someone_else:  # the one at risk is not the writer: help the helper
             return self._compose_for_helper(ctx, ph, seed=f"{ctx.prompt}|helper")
+        # a declined request gets a neutral opening whoever is asking; a vulnerable user a warm one
         who = "vulnerable" if ctx.vulnerable else (
             "malicious" if ctx.refusal_class or ctx.level == "R2" else "benign")
         seed = f"{ctx.prompt}|{ctx.category}|{ctx.strategy}"
@@ -158,7 +158,6 @@ class Composer:
         closing = ph["closing"]["vulnerable" if ctx.vulnerable else "default"]
         parts += ["", closing]
         return sep.join(parts).strip()
-
 
     def _compose_for_helper(self, ctx: GuardContext, ph: dict[str, Any], *, seed: str) -> str:
         """For someone worried about a person close to them: what to do now, and who can help."""
