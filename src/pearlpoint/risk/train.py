@@ -186,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, required=True, help="folder with the public safety sets")
     ap.add_argument("--out", type=Path, required=True, help="where to write risk_heads.npz / .json")
     ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--encoder", choices=ENCODERS, default="minilm",
-                    help="the sentence encoder the heads are fitted on (and the assessor then runs)")
+    ap.add_argument("--encoder", choices=ENCODERS, default="minilm+use-m3",
+                    help="the sentence encoder the heads are fitted on (and the assessor then runs); the "
+                         "default is what ships")
     ap.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                     help="MiniLM's precision (int8 was measured: more false positives on look-alikes)")
     ap.add_argument("--cache", type=Path, default=None,
@@ -331,7 +332,7 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         "model": (ENCODER_NAMES[args.encoder] + " + linear heads (harm: MLP bag)"),
         "encoder": args.encoder, "encoder_precision": args.precision,
         "command": "python -m pearlpoint.risk.train --data-dir ../shared/data --out src/pearlpoint/risk/weights/"
-                   + ("" if args.encoder == "minilm" else f" --encoder {args.encoder}")
+                   + f" --encoder {args.encoder}"
                    + ("" if args.precision == "fp32" else f" --precision {args.precision}"),
         "seed": args.seed, "ngram_buckets": NGRAMS,
         "harm_head": f"bag of {MLP_MEMBERS} MLPs (hidden {MLP_HIDDEN}, alpha {MLP_ALPHA}) on embedding + harm features + hashed n-grams",
