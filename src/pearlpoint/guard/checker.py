@@ -180,6 +180,13 @@ def has_alternative(text: str) -> bool:
     return bool(_ALTERNATIVE.search(text) or _REFERRAL.search(text) or _OFFER.search(text))
 
 
+def _prompt_key(prompt: str) -> str:
+    """The prompt text the judge embeds (and the vector cache is keyed by)."""
+    from pearlpoint.classifiers.response import EMPTY_PLACEHOLDER, PROMPT_CHARS
+
+    return normalise(prompt).strip()[:PROMPT_CHARS] or EMPTY_PLACEHOLDER
+
+
 class AnswerChecker:
     """Load once (the embedded response judge), check many. Thread-safe; never raises on odd text."""
 
@@ -206,10 +213,10 @@ class AnswerChecker:
         import numpy as np
 
         from pearlpoint.classifiers.features import split_head
-        from pearlpoint.classifiers.response import EMPTY_PLACEHOLDER, PROMPT_CHARS
+        from pearlpoint.classifiers.response import EMPTY_PLACEHOLDER
 
         head, rest = split_head(text)
-        p = normalise(prompt).strip()[:PROMPT_CHARS] or EMPTY_PLACEHOLDER
+        p = _prompt_key(prompt)
         kept = {p, head or EMPTY_PLACEHOLDER}
         wanted = list(dict.fromkeys([p, head or EMPTY_PLACEHOLDER] + ([rest[:1500]] if rest else [])))
         vecs = {t: self._vec_cache[t] for t in wanted if t in self._vec_cache}
@@ -237,9 +244,7 @@ class AnswerChecker:
     def prepare(self, prompt: str) -> None:
         """Put the prompt's vector in the cache now (the check of its answer then embeds only the
         answer). Never raises: a failure here only means the check embeds the prompt itself."""
-        from pearlpoint.classifiers.response import EMPTY_PLACEHOLDER, PROMPT_CHARS
-
-        p = normalise(prompt).strip()[:PROMPT_CHARS] or EMPTY_PLACEHOLDER
+        p = _prompt_key(prompt)
         if p in self._vec_cache:
             return
         try:

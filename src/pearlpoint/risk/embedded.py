@@ -146,7 +146,7 @@ class EmbeddedAssessor:
             a, b = h.calibration_for(language_of(texts[i]))
             # The distress head alone over-fires on short Chinese requests (MiniLM reads Chinese poorly);
             # without any distress wording its probability is damped by up to 45%.
-            cue = min(1.0, sum(feats[i].value(n) for n in ("distress_strong", "distress_weak", "distress_other")))
+            cue = min(1.0, sum(feats[i].value(n) for n in F.DISTRESS_FEATURES))
             p_dis = float(dis_p[idx].max()) * (0.55 + 0.45 * cue)
             p_dis = distress_floor(p_dis, feats[i])  # ... and explicit first-person distress always counts
             out.append(TextScores(harm_logit=z, p_harm=float(sigmoid(np.array(a * z + b))), p_adv=float(adv_p[idx].max()),
