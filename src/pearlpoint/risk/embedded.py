@@ -99,6 +99,15 @@ class EmbeddedAssessor:
         self.batch_size = batch_size
         self.category_ids = self.heads.category_ids
         self._feature_columns = feature_columns(self.heads.card.get("feature_names"))
+        # A fine-tuned encoder these heads were blended with (``train --recalibrate --finetuned``): the card
+        # says which sub-folder and how much of its harm logit is added. The packaged heads have none.
+        ft = self.heads.card.get("finetuned") or {}
+        if ft and weights_dir is None:
+            raise ConfigError("the packaged risk heads name a fine-tuned encoder; the package does not ship one")
+        self.finetuned_weight = float(ft.get("harm_weight", 0.0))
+        self._finetuned_dir = Path(weights_dir) / str(ft.get("dir", "finetuned")) if ft else None
+        self._finetuned: Any = None
+        self.variant = "finetuned" if ft else "frozen"
 
     @property
     def encoder(self) -> Any:
@@ -109,6 +118,14 @@ class EmbeddedAssessor:
             self._encoder = get_text_encoder(self.heads.card.get("encoder", "minilm"),
                                              self.heads.card.get("encoder_precision", "fp32"))
         return self._encoder
+
+    @property
+    def finetuned(self) -> Any:
+        if self._finetuned is None and self.variant == "finetuned":
+            from pearlpoint.risk.finetuned import load_finetuned
+
+            self._finetuned = load_finetuned(self._finetuned_dir)
+        return self._finetuned
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -129,6 +146,8 @@ class EmbeddedAssessor:
         X = np.hstack(blocks).astype(np.float32)
         h = self.heads
         harm_z = h.harm.logits(X)[:, 0]
+        if self.variant == "finetuned" and units:
+            harm_z = harm_z + self.finetuned_weight * self.finetuned.logits([u.text for u in units]).harm
         adv_p = sigmoid(h.adversarial.logits(X)[:, 0])
         dis_p = sigmoid(h.distress.logits(X)[:, 0])
         cat_p = softmax(h.category.logits(X))

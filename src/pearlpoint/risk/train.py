@@ -142,7 +142,7 @@ def build_matrix(rows: list[Example], encoder, cache: EmbeddingCache, training: 
     emb = cache.embed([u.text for u in keep], encoder)
     fm = np.stack([feats[u.owner].vector for u in keep])
     ng = np.stack([F.ngram_vector(u.text, NGRAMS) for u in keep])
-    return np.hstack([emb, fm, ng]).astype(np.float32), np.array([u.owner for u in keep]), [u.label for u in keep]
+    return np.hstack([emb, fm, ng]).astype(np.float32), np.array([u.owner for u in keep]), [u.text for u in keep]
 
 
 def row_max(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
@@ -173,6 +173,27 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, lookalike: np.ndarray, max_fp
     return min(stats, key=lambda s: (s[1], -s[2]))[0]  # none meets the bound: the lowest look-alike FPR
 
 
+FINETUNED_DIR = "finetuned"
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+BLEND_RULE = "the weight whose balanced threshold gives the best F1 on the calibration split (ties: the smaller)"
+
+
+def pick_blend_weight(sc: dict[str, np.ndarray], cal_rows: list[Example]) -> tuple[float, dict[float, float]]:
+    """How much of the fine-tuned harm logit to add to the heads' (per unit, before the row max), by
+    the calibration split alone: Platt-scale each blend, take its balanced threshold, keep the best F1."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.array([r.harmful for r in cal_rows])
+    look = np.array([r.kind in FPR_KINDS for r in cal_rows])
+    f1s: dict[float, float] = {}
+    for w in BLEND_WEIGHTS:
+        z = row_max(sc["zu"] + w * sc["zft"], sc["own"], len(cal_rows)).reshape(-1, 1)
+        p = LogisticRegression(C=1e4, max_iter=1000).fit(z, y).predict_proba(z)[:, 1]
+        f1s[w] = round(binary_report(y, p, choose_threshold(y, p, look))["f1"], 4)
+    best = max(f1s.values())
+    return min(w for w, f in f1s.items() if f == best), f1s
+
+
 def strict_threshold(y: np.ndarray, p: np.ndarray, min_recall: float = STRICT_MIN_RECALL) -> float:
     """The ``strict`` operating point: the highest threshold that still catches ``min_recall`` of the
     calibration split's harmful rows (more look-alikes flagged, fewer harmful requests missed)."""
@@ -195,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="embedding cache (speeds up reruns; delete to recompute); "
                          "default .pearl-cache/risk_embeddings.<precision>.npz for MiniLM, "
                          "<encoder>.<precision> for the others")
+    ap.add_argument("--finetuned", type=Path, default=None, metavar="DIR",
+                    help="a fine-tuned encoder folder (python -m pearlpoint.risk.finetune): its harm logit is "
+                         "added to the heads' with a weight picked on the calibration split; the folder is "
+                         "copied next to the heads")
     ap.add_argument("--recalibrate", action="store_true",
                     help="keep the heads already in --out and redo only calibration, thresholds and metrics "
                          "(the same steps a full run ends with)")
@@ -258,11 +283,20 @@ def train_heads(tr: list[Example], encoder, cache: EmbeddingCache, seed: int):
 
 def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, cat, classes, t_start) -> int:
 
+    ft = None
+    if getattr(args, "finetuned", None):
+        from pearlpoint.risk.finetuned import FineTunedRisk
+
+        ft = FineTunedRisk(args.finetuned)
+    weight = {"w": 0.0}
+
     def scores(split_rows: list[Example]) -> dict[str, np.ndarray]:
-        Xs, ow, _ = build_matrix(split_rows, encoder, cache, training=False)
+        Xs, ow, texts = build_matrix(split_rows, encoder, cache, training=False)
         n = len(split_rows)
-        z = row_max(harm.logits(Xs)[:, 0], ow, n)
-        return {"z": z, "adv": sigmoid(row_max(adv.logits(Xs)[:, 0], ow, n)),
+        zu = harm.logits(Xs)[:, 0]
+        zft = ft.logits(texts).harm if ft is not None else np.zeros_like(zu)
+        return {"zu": zu, "zft": zft, "z": row_max(zu + weight["w"] * zft, ow, n),
+                "adv": sigmoid(row_max(adv.logits(Xs)[:, 0], ow, n)),
                 "dis": sigmoid(row_max(dis.logits(Xs)[:, 0], ow, n)), "X": Xs, "own": ow}
 
     from sklearn.linear_model import LogisticRegression
@@ -270,6 +304,10 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
     cal_rows = by_split["calib"]
     sc = scores(cal_rows)
     y_cal = np.array([r.harmful for r in cal_rows])
+    if ft is not None:
+        weight["w"], blend_log = pick_blend_weight(sc, cal_rows)
+        sc["z"] = row_max(sc["zu"] + weight["w"] * sc["zft"], sc["own"], len(cal_rows))
+        _log(f"fine-tuned harm weight {weight['w']} (calibration F1 by weight: {blend_log})")
     # Platt scaling per language (the Chinese side scores on a different scale: fewer rows of both
     # kinds, and MiniLM reads Chinese poorly), then ONE threshold on the calibrated probability.
     langs = np.array([r.lang for r in cal_rows])
@@ -348,6 +386,18 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         "held_out": ["strongreject (public_test)", "heldout_style.txt (style_test)", "heldout_plain.txt (plain_test)"],
         "max_calibration_lookalike_fpr": MAX_CALIB_LOOKALIKE_FPR,
     }
+    if ft is not None:
+        card["finetuned"] = {"dir": FINETUNED_DIR, "harm_weight": weight["w"], "picked_by": BLEND_RULE,
+                             "onnx": ft.card.get("onnx")}
+        card["command"] += f" --recalibrate --finetuned {args.finetuned}"
+        dest = args.out / FINETUNED_DIR
+        if dest.resolve() != Path(args.finetuned).resolve():
+            import shutil
+
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            for f in ("finetuned.json", "head.npz", str(ft.card["onnx"])):
+                shutil.copy2(Path(args.finetuned) / f, dest / f)
     RiskHeads(harm, adv, dis, cat, card).save(args.out)
     _log(f"wrote {args.out} in {time.perf_counter() - t_start:.0f}s")
     return 0
