@@ -389,7 +389,7 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
     if ft is not None:
         card["finetuned"] = {"dir": FINETUNED_DIR, "harm_weight": weight["w"], "picked_by": BLEND_RULE,
                              "onnx": ft.card.get("onnx")}
-        card["command"] += f" --recalibrate --finetuned {args.finetuned}"
+        card["command"] += (" --recalibrate" if args.recalibrate else "") + f" --finetuned {args.finetuned}"
         dest = args.out / FINETUNED_DIR
         if dest.resolve() != Path(args.finetuned).resolve():
             import shutil
