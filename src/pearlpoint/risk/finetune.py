@@ -11,7 +11,7 @@ writes ``model.pt`` (the torch state, for re-export), ``train.json`` (rows, loss
 run-time folder ``finetuned/`` (``encoder.int8.onnx``, ``head.npz``, ``finetuned.json``: see
 finetuned.py). ``--export-only`` rebuilds that folder from a ``model.pt``. The frozen heads then learn
 how much to trust it: ``python -m pearlpoint.risk.train --recalibrate --finetuned DIR/finetuned``.
-Deterministic with ``--seed`` on one machine (torch CPU kernels, two threads).
+Seeded (``--seed``: torch, shuffling) and run on two threads; a rerun has not yet been compared bit for bit.
 """
 
 from __future__ import annotations
