@@ -33,16 +33,6 @@ sys.path.insert(0, str(ROOT / "src"))
 EVAL_SPLITS = ("test", "public_test", "plain_test", "style_test")
 
 
-def load_rows(data_dir: Path, seed: int) -> dict[str, list[Any]]:
-    from pearlpoint.risk.augment import augment
-    from pearlpoint.risk.recipe import assign_splits, load_own, load_shared
-
-    rows = load_shared(data_dir) + load_own()
-    assign_splits(rows, seed=seed)
-    rows += augment([r for r in rows if r.split in ("train", "calib", "test")], seed=seed)
-    return {s: [r for r in rows if r.split == s] for s in ("train", "calib", *EVAL_SPLITS)}
-
-
 def report(rows: list[Any], p: np.ndarray, thr: np.ndarray) -> dict[str, float]:
     from pearlpoint.risk.metrics import binary_report, rate
     from pearlpoint.risk.train import FPR_KINDS
@@ -94,10 +84,11 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
+    from pearlpoint.risk.finetune import load_split_rows
     from pearlpoint.risk.train import choose_threshold
 
     torch.set_num_threads(2)
-    splits = load_rows(args.data_dir, args.split_seed)
+    splits = load_split_rows(args.data_dir, args.split_seed)
     print({s: len(v) for s, v in splits.items()}, flush=True)
     model, train_info = fine_tune(splits["train"], epochs=args.epochs, batch=args.batch, lr=args.lr,
                                   max_len=args.max_len, seed=args.seed)

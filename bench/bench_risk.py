@@ -26,9 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from pearlpoint.risk.augment import augment  # noqa: E402
 from pearlpoint.risk.metrics import binary_report, rate  # noqa: E402
-from pearlpoint.risk.recipe import assign_splits, load_own, load_shared  # noqa: E402
+from pearlpoint.risk.recipe import load_own, load_shared, recipe_rows  # noqa: E402
 
 FPR_KINDS = {"lookalike", "borderline", "benign_wrapped"}
 
@@ -169,9 +168,7 @@ def main() -> int:
         if ARGS.json_out:
             ARGS.json_out.write_text(json.dumps(out, indent=2) + "\n")
         return 0
-    rows = load_shared(Path(ARGS.data_dir)) + load_own()
-    assign_splits(rows, seed=ARGS.seed)
-    rows += augment([r for r in rows if r.split in ("train", "calib", "test")], seed=ARGS.seed)
+    rows = recipe_rows(Path(ARGS.data_dir), ARGS.seed)
     splits = defaultdict(list)
     for r in rows:
         splits[r.split].append(r)

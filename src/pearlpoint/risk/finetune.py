@@ -31,12 +31,9 @@ TASK_OUTPUTS = ("harm", "distress")  # then one output per category
 
 def load_split_rows(data_dir: Path, seed: int) -> dict[str, list[Any]]:
     """The frozen heads' rows and splits (the same recipe and seed as ``pearlpoint.risk.train``)."""
-    from pearlpoint.risk.augment import augment
-    from pearlpoint.risk.recipe import HELD_OUT_SPLITS, assign_splits, load_own, load_shared
+    from pearlpoint.risk.recipe import HELD_OUT_SPLITS, recipe_rows
 
-    rows = load_shared(data_dir) + load_own()
-    assign_splits(rows, seed=seed)
-    rows += augment([r for r in rows if r.split in ("train", "calib", "test")], seed=seed)
+    rows = recipe_rows(data_dir, seed)
     return {s: [r for r in rows if r.split == s] for s in ("train", "calib", "test", *HELD_OUT_SPLITS)}
 
 
@@ -167,7 +164,12 @@ def export(model: RiskEncoderModel, out: Path, precision: str = "int8", log: Any
     card: dict[str, Any] = {"model": "all-MiniLM-L6-v2 fine-tuned end to end (pearlpoint.risk.finetune)",
                             "outputs": list(TASK_OUTPUTS), "categories": model.categories,
                             "max_len": model.max_len, "onnx": fp32.name, "pool_scale": 10.0}
-    (out / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+
+
+    def write_card() -> None:  # FineTunedRisk reads the ONNX file the card names
+        (out / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+
+    write_card()
     got = FineTunedRisk(out).logits(PROBE_TEXTS).harm
     drift = float(np.abs(got - want).max())
     if drift > 1e-3:
@@ -177,7 +179,7 @@ def export(model: RiskEncoderModel, out: Path, precision: str = "int8", log: Any
         q = out / "encoder.int8.onnx"
         quantize_int8(fp32, q)
         card["onnx"] = q.name
-        (out / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+        write_card()
         got = FineTunedRisk(out).logits(PROBE_TEXTS).harm
         card["int8_drift"] = round(float(np.abs(got - want).max()), 4)
         if card["int8_drift"] > MAX_INT8_LOGIT_DRIFT:
@@ -185,7 +187,7 @@ def export(model: RiskEncoderModel, out: Path, precision: str = "int8", log: Any
             card["onnx"] = fp32.name
         else:
             fp32.unlink()
-    (out / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    write_card()
     log(f"exported {out} ({card['onnx']}, probe drift fp32 {card['fp32_drift']}, int8 {card.get('int8_drift', '-')})")
     return card
 

@@ -247,6 +247,16 @@ def load_own() -> list[Example]:
     return out
 
 
+def recipe_rows(data_dir: Path, seed: int = 13, notes: list[str] | None = None) -> list[Example]:
+    """Every row the heads' recipe uses: the public sets and the project's own prompts, split by group
+    with ``seed``, plus the augmentations of the train, calib and test rows (each in its source's split)."""
+    from pearlpoint.risk.augment import augment  # augment reads Example from this module
+
+    rows = load_shared(data_dir, notes) + load_own()
+    assign_splits(rows, seed=seed)
+    return rows + augment([r for r in rows if r.split in ("train", "calib", "test")], seed=seed)
+
+
 def assign_splits(rows: list[Example], seed: int = 13, calib: float = 0.15, test: float = 0.2) -> None:
     """Deterministic group split: the group hash (salted with the seed) picks the split."""
     for r in rows:

@@ -20,11 +20,10 @@ import numpy as np
 
 from pearlpoint.embeddings import ENCODERS, embedding_dim, get_text_encoder
 from pearlpoint.risk import features as F
-from pearlpoint.risk.augment import augment
 from pearlpoint.risk.embedded import build_units
 from pearlpoint.risk.heads import LinearHead, MLPHead, RiskHeads, sigmoid
 from pearlpoint.risk.metrics import binary_report, rate
-from pearlpoint.risk.recipe import HELD_OUT_SPLITS, Example, assign_splits, load_own, load_shared
+from pearlpoint.risk.recipe import HELD_OUT_SPLITS, Example, recipe_rows
 
 # Feature columns each head may read (beyond the embedding). The harm head does NOT read attack-form
 # cues: the form of a prompt is not its harm; obfuscated requests are caught through decoded views.
@@ -178,6 +177,11 @@ BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 BLEND_RULE = "the weight whose balanced threshold gives the best F1 on the calibration split (ties: the smaller)"
 
 
+def blend(sc: dict[str, np.ndarray], w: float, n: int) -> np.ndarray:
+    """Per row: the largest over its units of the heads' harm logit plus ``w`` times the fine-tuned one."""
+    return row_max(sc["zu"] + w * sc["zft"], sc["own"], n)
+
+
 def pick_blend_weight(sc: dict[str, np.ndarray], cal_rows: list[Example]) -> tuple[float, dict[float, float]]:
     """How much of the fine-tuned harm logit to add to the heads' (per unit, before the row max), by
     the calibration split alone: Platt-scale each blend, take its balanced threshold, keep the best F1."""
@@ -187,7 +191,7 @@ def pick_blend_weight(sc: dict[str, np.ndarray], cal_rows: list[Example]) -> tup
     look = np.array([r.kind in FPR_KINDS for r in cal_rows])
     f1s: dict[float, float] = {}
     for w in BLEND_WEIGHTS:
-        z = row_max(sc["zu"] + w * sc["zft"], sc["own"], len(cal_rows)).reshape(-1, 1)
+        z = blend(sc, w, len(cal_rows)).reshape(-1, 1)
         p = LogisticRegression(C=1e4, max_iter=1000).fit(z, y).predict_proba(z)[:, 1]
         f1s[w] = round(binary_report(y, p, choose_threshold(y, p, look))["f1"], 4)
     best = max(f1s.values())
@@ -228,14 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
 
     notes: list[str] = []
-    rows = load_shared(args.data_dir, notes) + load_own()
+    rows = recipe_rows(args.data_dir, args.seed, notes)
     for n in notes:
         _log(n)
     if not any(r.harmful for r in rows):
         _log(f"no harmful training rows found under {args.data_dir}")
         return 2
-    assign_splits(rows, seed=args.seed)
-    rows += augment([r for r in rows if r.split in ("train", "calib", "test")], seed=args.seed)
     split_counts = Counter((r.split, r.harmful) for r in rows)
     _log(f"{len(rows)} rows: " + ", ".join(f"{s}/{'harm' if h else 'benign'}={n}" for (s, h), n in sorted(split_counts.items())))
 
@@ -288,16 +290,17 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         from pearlpoint.risk.finetuned import FineTunedRisk
 
         ft = FineTunedRisk(args.finetuned)
-    weight = {"w": 0.0}
+    w = 0.0  # the fine-tuned logit's weight: picked on the calibration split below (read by scores())
 
     def scores(split_rows: list[Example]) -> dict[str, np.ndarray]:
         Xs, ow, texts = build_matrix(split_rows, encoder, cache, training=False)
         n = len(split_rows)
         zu = harm.logits(Xs)[:, 0]
         zft = ft.logits(texts).harm if ft is not None else np.zeros_like(zu)
-        return {"zu": zu, "zft": zft, "z": row_max(zu + weight["w"] * zft, ow, n),
+        sc = {"zu": zu, "zft": zft, "own": ow}
+        return {**sc, "z": blend(sc, w, n),
                 "adv": sigmoid(row_max(adv.logits(Xs)[:, 0], ow, n)),
-                "dis": sigmoid(row_max(dis.logits(Xs)[:, 0], ow, n)), "X": Xs, "own": ow}
+                "dis": sigmoid(row_max(dis.logits(Xs)[:, 0], ow, n)), "X": Xs}
 
     from sklearn.linear_model import LogisticRegression
 
@@ -305,9 +308,9 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
     sc = scores(cal_rows)
     y_cal = np.array([r.harmful for r in cal_rows])
     if ft is not None:
-        weight["w"], blend_log = pick_blend_weight(sc, cal_rows)
-        sc["z"] = row_max(sc["zu"] + weight["w"] * sc["zft"], sc["own"], len(cal_rows))
-        _log(f"fine-tuned harm weight {weight['w']} (calibration F1 by weight: {blend_log})")
+        w, blend_log = pick_blend_weight(sc, cal_rows)
+        sc["z"] = blend(sc, w, len(cal_rows))
+        _log(f"fine-tuned harm weight {w} (calibration F1 by weight: {blend_log})")
     # Platt scaling per language (the Chinese side scores on a different scale: fewer rows of both
     # kinds, and MiniLM reads Chinese poorly), then ONE threshold on the calibrated probability.
     langs = np.array([r.lang for r in cal_rows])
@@ -387,7 +390,7 @@ def finish(args, rows, split_counts, by_split, encoder, cache, harm, adv, dis, c
         "max_calibration_lookalike_fpr": MAX_CALIB_LOOKALIKE_FPR,
     }
     if ft is not None:
-        card["finetuned"] = {"dir": FINETUNED_DIR, "harm_weight": weight["w"], "picked_by": BLEND_RULE,
+        card["finetuned"] = {"dir": FINETUNED_DIR, "harm_weight": w, "picked_by": BLEND_RULE,
                              "onnx": ft.card.get("onnx")}
         card["command"] += (" --recalibrate" if args.recalibrate else "") + f" --finetuned {args.finetuned}"
         dest = args.out / FINETUNED_DIR
