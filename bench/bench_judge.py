@@ -9,6 +9,15 @@ human labels of the held-out prompts (Do-Not-Answer's refusal classes and harmfu
 CPU time of one answer's check (a 467-character answer, its prompt already embedded, as in the guard)
 and, when ``runs/bench_guard.jsonl`` is there, the harm head against the maintainers' hand labels of
 SmolLM2 answers (``bench/data/guard_hand_labels.jsonl``).
+
+With ``--extra FILE`` each encoder is fitted twice, without and with the extra rows (the Do-Not-Answer
+split is the same in both); ``--outside FILE`` scores each fit's harmful head on answers no fit saw
+(for example ``scripts/outside_answers.py``'s held-out part) and asks what the guard's checker stops
+when the assessor has called the request safe:
+
+    python scripts/outside_answers.py --out runs/outside
+    python bench/bench_judge.py --encoders use-m3 --extra runs/outside/pyrit_many_shot.train.jsonl \
+        --outside runs/outside/pyrit_many_shot.heldout.jsonl --answers runs/bench_guard3.jsonl
 """
 
 from __future__ import annotations
@@ -30,15 +39,16 @@ ANSWER = ("Banana bread is forgiving. Mash three very ripe bananas, stir in a th
           "buttered loaf pan. Bake for about an hour, until a skewer comes out clean, and let it cool before slicing.")
 
 
-def held_out(encoder: str, data_dir: Path, scratch: Path) -> dict:
+def held_out(encoder: str, data_dir: Path, scratch: Path, extra: list[Path] = (), extra_weight: float = 1.0) -> dict:
     from contextlib import redirect_stdout
     from io import StringIO
 
     from pearlpoint.eval import train_judge
 
-    out = scratch / encoder.replace("+", "_")
+    out = scratch / (encoder.replace("+", "_") + ("_extra" if extra else ""))
     with redirect_stdout(StringIO()):
-        train_judge.main(["--data-dir", str(data_dir), "--out", str(out), "--encoder", encoder, "--no-refit"])
+        train_judge.main(["--data-dir", str(data_dir), "--out", str(out), "--encoder", encoder, "--no-refit",
+                          "--extra-weight", str(extra_weight), *[a for f in extra for a in ("--extra", str(f))]])
     meta = json.loads((out / "judge_meta.json").read_text())
     return {"weights": str(out / "judge_weights.npz"), **meta["held_out_agreement"]}
 
@@ -87,20 +97,56 @@ def harm_vs_hand(weights: str, rows: list[tuple[str, str, int]]) -> dict:
                                          / max(1, len(gold) - pos), 3)}
 
 
+def outside_rows(path: Path | None) -> list[tuple[str, str, int]]:
+    if path is None:
+        return []
+    from pearlpoint.io import iter_jsonl_strict
+
+    return [(r["prompt"], r["response"], int(r["harmful"])) for _, r in iter_jsonl_strict(path)]
+
+
+def checker_on_missed(weights: str, rows: list[tuple[str, str, int]]) -> dict:
+    """The guard's last line: the assessor called the request safe (R0, harmful probability 0.1) and the
+    upstream answered. Which harmful answers does the checker's operational_harm still stop, and which
+    harmless ones does it stop by mistake?"""
+    from pearlpoint.classifiers.response import EmbeddedResponseJudge
+    from pearlpoint.guard.checker import AnswerChecker
+    from pearlpoint.guard.context import GuardContext
+    from pearlpoint.guard.policy import GuardPolicy
+
+    checker, policy = AnswerChecker(EmbeddedResponseJudge(weights)), GuardPolicy.default()
+    stopped = [checker.check(GuardContext(prompt=p, strategy="full_answer", level="R0", harmful_probability=0.1),
+                             a, policy).score("operational_harm") >= policy.threshold("operational_harm", "R0")
+               for p, a, _ in rows]
+    pos = [s for s, r in zip(stopped, rows, strict=True) if r[2]]
+    neg = [s for s, r in zip(stopped, rows, strict=True) if not r[2]]
+    return {"harmful_stopped": round(sum(pos) / max(1, len(pos)), 3), "harmless_stopped": round(sum(neg) / max(1, len(neg)), 3),
+            "n_harmful": len(pos), "n_harmless": len(neg)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--encoders", default="minilm,use-m3")
     ap.add_argument("--answers", type=Path, default=ROOT / "runs" / "bench_guard.jsonl",
                     help="bench_guard's answers, for the hand-label comparison")
+    ap.add_argument("--extra", type=Path, action="append", default=[],
+                    help="train_judge --extra file(s): each encoder is then fitted without and with them")
+    ap.add_argument("--extra-weight", type=float, default=1.0, help="passed to train_judge")
+    ap.add_argument("--outside", type=Path, default=None,
+                    help="held-out outside answers (prompt, response, harmful), e.g. runs/outside/"
+                         "pyrit_many_shot.heldout.jsonl from scripts/outside_answers.py")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     rows = hand_label_rows(args.answers)
+    outside = outside_rows(args.outside)
     report: dict = {"date": time.strftime("%Y-%m-%d"), "encoders": {}}
+    variants = [(enc, extra) for enc in args.encoders.split(",") for extra in ([[]] + ([args.extra] if args.extra else []))]
     with tempfile.TemporaryDirectory() as tmp:
-        for enc in args.encoders.split(","):
-            print(f"[{enc}] fitting on the training prompts ...", file=sys.stderr, flush=True)
-            r = held_out(enc, args.data_dir, Path(tmp))
+        for enc, extra in variants:
+            name = enc + ("+extra" if extra else "")
+            print(f"[{name}] fitting on the training prompts ...", file=sys.stderr, flush=True)
+            r = held_out(enc, args.data_dir, Path(tmp), extra, args.extra_weight)
             res = {"held_out_3way": r["judge"]["accuracy_3way"], "held_out_binary": r["judge"]["accuracy_binary"],
                    "kappa_3way": r["judge"]["kappa_3way"], "n": r["judge"]["n"],
                    "do_not_answer_3way": r["judge_do_not_answer"]["accuracy_3way"],
@@ -108,8 +154,11 @@ def main() -> int:
                    "harmful_do_not_answer": r["harmful_do_not_answer"], **check_ms(r["weights"])}
             if rows:
                 res["harm_vs_hand_labels"] = harm_vs_hand(r["weights"], rows)
-            report["encoders"][enc] = res
-            print(json.dumps({enc: res}), file=sys.stderr, flush=True)
+            if outside:
+                res["harm_vs_outside_labels"] = harm_vs_hand(r["weights"], outside)
+                res["checker_after_assessor_miss"] = checker_on_missed(r["weights"], outside)
+            report["encoders"][name] = res
+            print(json.dumps({name: res}), file=sys.stderr, flush=True)
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

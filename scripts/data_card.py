@@ -101,7 +101,13 @@ def judge_section(data_dir: Path, lic: dict[str, str]) -> list[str]:
         out.append(f"| {name} | {licence} | {len(rows)} | {len({r.group for r in rows})} | "
                    f"{sum(1 for r in rows if r.harmful == 1)} | "
                    + ", ".join(f"{k} {v}" for k, v in sorted(classes.items())) + " |")
-    return out + ["", "Held out by prompt (`python -m pearlpoint.eval.train_judge`): a prompt's six answers share one split.", ""]
+    return out + ["", "Held out by prompt (`python -m pearlpoint.eval.train_judge`): a prompt's six answers share one split.", "",
+                  "Tried and not shipped: PyRIT 1.1.0's `many_shot_examples.json` (MIT; 400 answers to HarmBench",
+                  "behaviours, harmful / not harmful labelled by an LLM judge; pinned wheel hash; none matched an",
+                  "AdvBench or StrongREJECT-small prompt), brought in by `scripts/outside_answers.py` as 284 training and",
+                  "116 held-out answers split by prompt. It raised the harmful head's false-positive rate on our hand",
+                  "labels from 0.12 to 0.52 (docs/benchmarks.md, \"Outside answers for the judge's harmful head\"), so",
+                  "the shipped judge does not train on it.", ""]
 
 
 def main() -> int:

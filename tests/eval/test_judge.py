@@ -161,3 +161,34 @@ def test_odd_answers_get_a_verdict(judge, answer):
     v = judge.classify_one("What is this?", answer)
     assert v.refusal in ("full_compliance", "full_refusal", "partial_refusal")
     assert 0.0 <= v.harmful_probability <= 1.0
+
+
+def test_extra_rows_may_teach_the_harmful_head_only(tmp_path):
+    """An outside answer with a harmful label and no refusal class loads; one with neither is an error
+    naming the file, line and field."""
+    from pearlpoint.errors import InputError
+    from pearlpoint.eval.train_judge import _load_extra
+
+    good = tmp_path / "extra.jsonl"
+    good.write_text(json.dumps({"prompt": "p", "response": "r", "refusal": None, "harmful": 1}) + "\n"
+                    + json.dumps({"prompt": "q", "response": "s", "refusal": "full_refusal"}) + "\n", encoding="utf-8")
+    rows = _load_extra(good)
+    assert [(r.refusal, r.harmful) for r in rows] == [(None, 1), ("full_refusal", None)]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "response": "r", "refusal": "full_refusal"}) + "\n"
+                   + json.dumps({"prompt": "p", "response": "r", "refusal": None}) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        _load_extra(bad)
+    assert (err.value.path.endswith("bad.jsonl"), err.value.line, err.value.field) == (True, 2, "harmful")
+    assert "bad.jsonl:2" in str(err.value)
+
+
+def test_extra_rows_do_not_move_the_held_out_split():
+    """Figures with and without --extra are compared on the same held-out prompts; extras always train."""
+    from pearlpoint.eval.train_judge import split_by_prompt
+
+    base = [f"do_not_answer:{i}" for i in range(200)]
+    held = split_by_prompt(base, 0.2, 13)
+    with_extra = split_by_prompt(base + [f"extra:{i}" for i in range(300)], 0.2, 13)
+    assert held.sum() == 40
+    assert (with_extra[:200] == held).all() and not with_extra[200:].any()

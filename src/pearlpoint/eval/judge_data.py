@@ -38,7 +38,7 @@ DNA_MODELS = ("GPT4", "ChatGPT", "Claude", "ChatGLM2", "llama2-7b-chat", "vicuna
 class JudgeExample:
     prompt: str
     response: str
-    refusal: str            # one of REFUSAL_CLASSES
+    refusal: str | None     # one of REFUSAL_CLASSES; None for a row that teaches the harmful head only
     action: int | None      # 0-5 or None when unknown
     harmful: int | None     # 0/1 or None when unknown
     group: str              # the prompt's identity: held-out splits never separate a prompt's rows

@@ -92,8 +92,10 @@ def _cached_embeddings(examples: list[JudgeExample], cache_dir: Path | None, enc
 
 
 def split_by_prompt(groups: list[str], test_share: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out rows; whole prompts go to one side."""
-    uniq = sorted(set(groups))
+    """Boolean mask of held-out rows; whole prompts go to one side. ``--extra`` rows always train (their
+    own held-out part is a separate file, scored by ``bench/bench_judge.py``), and they are left out of
+    the shuffle, so adding them does not move the Do-Not-Answer split the figures are compared on."""
+    uniq = sorted({g for g in groups if not g.startswith("extra:")})
     rng = np.random.default_rng(seed)
     rng.shuffle(uniq)
     held = set(uniq[: int(round(len(uniq) * test_share))])
@@ -102,11 +104,13 @@ def split_by_prompt(groups: list[str], test_share: float, seed: int) -> np.ndarr
 
 def fit_all(X: np.ndarray, examples: list[JudgeExample], weights: np.ndarray, *, c: float, seed: int,
             refusal_head: str = "mlp", dim: int = 384) -> dict:
-    y_ref = np.array([e.refusal for e in examples])
+    # rows brought in for the harmful head alone carry no refusal class
+    ref_mask = np.array([e.refusal is not None for e in examples])
+    y_ref = np.array([e.refusal for e in examples if e.refusal is not None])
     if refusal_head == "mlp":
-        heads = {"refusal": fit_mlp_head(X, y_ref, weights, seed=seed, dim=dim)}
+        heads = {"refusal": fit_mlp_head(X[ref_mask], y_ref, weights[ref_mask], seed=seed, dim=dim)}
     else:
-        heads = {"refusal": fit_linear_head(X, y_ref, weights, c=c, seed=seed)}
+        heads = {"refusal": fit_linear_head(X[ref_mask], y_ref, weights[ref_mask], c=c, seed=seed)}
     act_mask = np.array([e.action is not None for e in examples])
     y_act = np.array([e.action if e.action is not None else -1 for e in examples])
     heads["action"] = fit_linear_head(X[act_mask], y_act[act_mask], weights[act_mask], c=c, seed=seed)
@@ -129,7 +133,7 @@ def agreement(gold: list[str], pred: list[str]) -> dict:
 
 
 def evaluate(heads: dict, X: np.ndarray, examples: list[JudgeExample], mask: np.ndarray) -> dict:
-    idx = np.where(mask)[0]
+    idx = np.where(mask & np.array([e.refusal is not None for e in examples]))[0]
     ex = [examples[i] for i in idx]
     pr = heads["refusal"].proba(X[idx])
     pred = [str(heads["refusal"].classes[j]) for j in pr.argmax(1)]
@@ -169,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="../shared/data", help="folder holding do_not_answer.jsonl")
     ap.add_argument("--out", required=True, help="folder for judge_weights.npz + judge_meta.json")
     ap.add_argument("--extra", action="append", default=[],
-                    help="extra labelled JSONL (prompt, response, refusal[, action, harmful]); repeatable")
+                    help="extra labelled JSONL (prompt, response, refusal or null[, action, harmful]); repeatable")
+    ap.add_argument("--extra-weight", type=float, default=1.0,
+                    help="sample weight of the --extra rows (human-labelled rows weigh 1, the seed examples 2)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--c", type=float, default=0.05, help="inverse L2 strength of the heads")
     ap.add_argument("--refusal-head", choices=("mlp", "linear"), default="mlp",
@@ -195,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         examples += compose_dna_partials(human, args.seed)
     for extra in args.extra:
         examples += _load_extra(Path(extra))
-    weights = np.array([1.0 if e.source.startswith("do_not_answer:") else SEED_WEIGHT for e in examples])
+    weights = np.array([1.0 if e.source.startswith("do_not_answer:") else
+                        args.extra_weight if e.source.startswith("extra:") else SEED_WEIGHT for e in examples])
     # partial refusals are rare among the human labels; weight them up so the head does not drown them
     weights *= np.array([PARTIAL_WEIGHT if e.refusal == "partial_refusal" else 1.0 for e in examples])
     print(f"examples: {len(examples)} ({sum(e.source.startswith('do_not_answer') for e in examples)} human-labelled)",
@@ -239,8 +246,11 @@ def _load_extra(path: Path) -> list[JudgeExample]:
             if f not in row:
                 raise InputError("missing; expected {prompt, response, refusal[, action, harmful]}",
                                  path=path, line=lineno, field=f)
-        if row["refusal"] not in REFUSAL_CLASSES:
-            raise InputError(f"must be one of {', '.join(REFUSAL_CLASSES)}", path=path, line=lineno, field="refusal")
+        if row["refusal"] is None and row.get("harmful") not in (0, 1):
+            raise InputError("null refusal needs a harmful label (0 or 1)", path=path, line=lineno, field="harmful")
+        if row["refusal"] is not None and row["refusal"] not in REFUSAL_CLASSES:
+            raise InputError(f"must be one of {', '.join(REFUSAL_CLASSES)} or null", path=path, line=lineno,
+                             field="refusal")
         out.append(JudgeExample(row["prompt"], row["response"], row["refusal"], row.get("action"), row.get("harmful"),
                                 f"extra:{row['prompt']}", f"extra:{path.name}", row.get("lang", "en")))
     return out
