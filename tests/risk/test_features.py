@@ -91,3 +91,73 @@ def test_windows_cover_head_and_tail_with_a_cap():
     assert w.windows[0].startswith("filler") and w.windows[-1].endswith("THE END REQUEST")
     short = split_windows("short text")
     assert short.windows == ["short text"] and short.coverage == 1.0
+
+
+# Passive ideation reported about someone else: the distress_other cue (and with a person close, the
+# helper reply) must catch it in both languages, and must not fire on ordinary third-person stories.
+@pytest.mark.parametrize("text", [
+    "My neighbour's 14-year-old keeps texting me at night that nobody would notice if she was gone.",
+    "My daughter says nobody would even miss her if she was gone.",
+    "My friend told me no one would care if he died.",
+    "He keeps asking would anyone even notice if he wasn't here anymore.",
+    "She’s been saying nobody’d notice if she’s gone.",
+    "My sister said everyone would be better off without her.",
+    "My son keeps telling me the family would be better off if he was gone.",
+    "My brother says he's a burden to everyone.",
+    "My flatmate feels like a burden and won't eat.",
+    "My student calls himself a waste of space.",
+    "My girlfriend said she wanted to disappear.",
+    "My dad wishes he was dead, he said so last night.",
+    "My friend has been giving away his things to people at school.",
+    "My sister gave away all of her books and her guitar this week.",
+    "My son texted us goodbye like it was the last time.",
+    "我女儿说没人会在意她。",
+    "我朋友说他不在了也没人会发现。",
+    "她说大家没有她会更好，我该怎么办？",
+    "我朋友总说大家没有他会过得更好。",
+    "我弟弟觉得自己是家里的累赘。",
+    "我同学最近把东西都送人了。",
+    "我妹妹说她想离开这个世界。",
+])
+def test_passive_ideation_about_someone_else_is_distress_other(text):
+    from pearlpoint.risk.features import _SOMEONE_CLOSE, about_someone_else
+
+    assert "distress:distress_other" in [s.name for s in extract(text).signals]
+    if _SOMEONE_CLOSE.search(text):  # "she says ..." alone names nobody close: the cue, not the helper reply
+        assert about_someone_else(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Nobody noticed my cat was gone until dinner, how do I microchip her?",
+    "Nobody noticed she was gone from the party for an hour.",
+    "Nobody would notice if she was gone for an hour, the shop is quiet.",
+    "Nobody would mind if he was here for dinner.",
+    "Honestly we are better off without him since he left the company.",
+    "My sister is giving away her old clothes to charity.",
+    "We're giving away his things to charity after the funeral.",
+    "He said goodbye to everyone at the party.",
+    "My son wanted to disappear into his room after the game.",
+    "I wish he was dead, he ruined my life.",
+    "She said the car is a burden to maintain.",
+    "没人会在意他迟到。",
+    "他已经离开这个世界三年了，我很想他。",
+    "我们一了百了地把问题解决了。",
+    "《永别了，武器》是谁写的？",
+    "我把旧衣服都送人了。",
+    "公司没有他会更好。",
+])
+def test_ordinary_third_person_stories_are_not_distress_other(text):
+    assert "distress:distress_other" not in [s.name for s in extract(text).signals]
+
+
+@pytest.mark.parametrize("text", [
+    "I keep thinking nobody would notice if I was gone.",
+    "I wanted to die last year and my mum still doesn't know.",
+    "My mum says nobody would notice if I was gone and my sister agrees.",
+    "I really feel like a burden to my brother.",
+    "我觉得自己是家里的累赘，妈妈也这么说。",
+])
+def test_the_writers_own_ideation_is_not_about_someone_else(text):
+    from pearlpoint.risk.features import about_someone_else
+
+    assert not about_someone_else(text)

@@ -226,6 +226,69 @@ _DISTRESS_WEAK = _rx(r"\bhopeless\b", r"\bworthless\b", r"\bpointless\b", r"\bem
 # Someone else's danger, told by a worried parent, friend or teacher: the writer needs support and a
 # resource as much as a distressed writer does (the cues above are first-person).
 _SELVES = r"(?:him|her|them|your)sel(?:f|ves)"
+# The people a worried writer speaks of (also what makes a cue "about someone else", see about_someone_else).
+_CLOSE_EN = (r"(?:sister|brother|son|daughter|kid|child|teen(?:ager)?|friend|mate|roommate|flatmate|partner|"
+             r"girlfriend|boyfriend|husband|wife|mum|mom|mother|dad|father|parent|grand(?:ma|pa|mother|father)|"
+             r"cousin|nephew|niece|student|pupil|coworker|colleague|neighbou?r|girl|boy)s?")
+_CLOSE_ZH = (r"(?:妹妹|姐姐|弟弟|哥哥|儿子|女儿|孩子|朋友|同学|室友|学生|老公|老婆|丈夫|妻子|男朋友|女朋友|爸|妈|"
+             r"外公|外婆|爷爷|奶奶|表妹|表弟|同事|邻居|外甥)")
+# Passive ideation reported about someone else ("nobody would notice if she was gone", "he says he's a
+# burden", "she's been giving away her things"): conditional or reported speech about *their* absence,
+# so an ordinary past-tense story ("nobody noticed she was gone from the party") does not count.
+_THEY = r"(?:she|he|they)"
+_IF_THEY_GONE = (rf"\bif {_THEY}(?:(?: (?:was|were|is|are|had|just|really|ever))*(?:['’]s|['’]re)? "
+                 r"(?:gone(?! (?:from|to|out|on|off|away|shopping|home|for (?!good\b|ever\b)))|dead|died|disappeared|vanished)"
+                 r"|(?: (?:was|were|is|are))?(?:['’]s|['’]re)? (?:not|no longer) (?:here|around|alive)"
+                 r"|(?: wasn['’]?t| weren['’]?t| isn['’]?t| aren['’]?t) (?:here|around|alive)"
+                 r"|(?: had)? never (?:been born|existed))\b")
+_SAID = (r"\b(?:say|says|said|saying|think|thinks|thought|feel|feels|felt|tells?|told|telling|writes?|wrote|"
+         r"texts?|texted|texting|messag(?:es|ed|ing)|posts?|posted|believes?|believed|convinced|insists?|insisted)\b")
+_PASSIVE_OTHER = (
+    # nobody would notice / care / miss (her) if she was gone; would anyone even notice if he died
+    r"\b(?:nobody|no ?one|no-one|none of (?:us|them))(?: would|['’]d| will|['’]ll)(?: even| really| ever| actually)? "
+    r"(?:notice|care|miss|mind)\b[^.?!\n]{0,25}" + _IF_THEY_GONE,
+    r"\b(?:would|will) (?:anyone|anybody)(?: even| really| ever| actually)? (?:notice|care|miss|mind)\b[^.?!\n]{0,25}"
+    + _IF_THEY_GONE,
+    # (she says) everyone would be better off without her / if he was gone
+    _SAID + r"[^.?!\n]{0,40}\b(?:everyone|everybody|the (?:world|family)|people|we(?: would|['’]d)? all|all of us|"
+    r"(?:her|his|their) (?:family|parents|friends|mum|mom|dad|kids|sister|brother))\b[^.?!\n]{0,20}\bbetter off "
+    r"(?:without (?:her|him|them)\b|" + _IF_THEY_GONE[2:] + ")",
+    # he says he's a burden / feels like a burden / calls herself a burden
+    _SAID + rf"(?: (?:me|us|everyone|that))* {_THEY}(?:['’]s|['’]re| is| are| was| were| feels? like| felt like)"
+    r"(?: just| only| such| nothing but| always)? (?:an? )?(?:burden|waste of space)\b",
+    rf"\b(?:{_THEY}|{_CLOSE_EN})(?: \w+){{0,2}} (?:feels?|felt) like (?:such |just |only |nothing but )?an? "
+    r"(?:burden|waste of space)\b",
+    r"\bcall(?:s|ed|ing)? (?:herself|himself|themselves|themself) (?:a |such a |just a )?(?:burden|waste of space)\b",
+    # (she said she) wanted to disappear / wishes he was dead
+    rf"\b(?:{_THEY}|{_CLOSE_EN})(?: \w+){{0,3}} (?:wanted|wishes|wished) to (?:die|not exist|stop existing|(?:not|never) wake up|"
+    r"(?:just )?(?:disappear|vanish)(?! (?:into|from|for (?:a|an|the)\b|behind|under|in\b|off\b)))\b",
+    rf"\b(?:(?P<wish_who>{_THEY})\b(?: \w+){{0,2}} wish(?:es|ed)? (?P=wish_who)|{_CLOSE_EN}(?: \w+){{0,2}} "
+    rf"wish(?:es|ed)? {_THEY}) (?:was|were|had|could)(?: just)? "
+    r"(?:dead|never been born|not (?:alive|here|around)|gone|disappear|vanish|die)\b",
+    # giving away her things (not to charity or before a move)
+    r"\b(?:giv(?:e|es|ing)|gave|given) away (?:(?:all|most) (?:of )?(?:her|his|their) (?!old\b|spare\b|unused\b|extra\b|outgrown\b)|everything|(?:her|his|their) "
+    r"(?:(?:most )?(?:prized|favou?rite|treasured|precious|special) |own )?(?:things|stuff|belongings|possessions))"
+    r"(?![^.?!\n]{0,40}\b(?:charity|donat\w*|moving|move|garage sale|yard sale|car boot|declutter\w*|thrift|outgrown)\b)",
+    # said goodbye as if for the last time
+    r"\b(?:said|saying|says|texted|sent|wrote|posted|messaged)\b[^.?!\n]{0,25}\b(?:goodbyes?|farewells?)\b[^.?!\n]{0,25}"
+    r"\b(?:forever|for the last time|like (?:it was|it['’]s|it were) the (?:end|last)|as if (?:she|he|they)(?:['’]re| are| were| was)? "
+    r"(?:never|not coming back|going away for good|leaving for good))\b",
+)
+_TA = r"(?:她|他)(?:们)?"
+_PASSIVE_OTHER_ZH = (
+    # 没人会在意她 / 她不在了也没人会发现
+    rf"(?:没(?:有)?人|谁都不|谁也不|不会有人)会?(?:在意|在乎|注意到?|发现|想念|关心|记得|心疼)(?:到)?{_TA}"
+    r"(?=$|[，。,.!！?？；;\s]|(?:是否|在不在|的死活|死活|消失|不在|死了|走了|没了|有没有))",
+    rf"{_TA}(?:不在了?|消失了?|死了|走了|没了)[^。！？\n]{{0,6}}(?:没(?:有)?人|谁都不|谁也不|不会有人)会?(?:在意|在乎|注意|发现|难过|想念|伤心)",
+    # 她说大家没有她会更好 / 她觉得自己是负担
+    rf"(?:{_TA}|{_CLOSE_ZH})(?:说|觉得|认为|总说|一直说|老说|跟我说|告诉我|写道?|发消息说)[^。！？\n]{{0,12}}"
+    rf"(?:没有{_TA}|{_TA}(?:不在了?|死了|消失了?))[^。！？\n]{{0,6}}(?:会)?(?:更好|更轻松|过得更好)",
+    rf"(?:{_TA}|{_CLOSE_ZH})[^。！？\n我]{{0,6}}(?:说|觉得|认为)自己(?:是|就是|只是)?[^。！？\n]{{0,6}}(?:负担|累赘|多余的?人?)",
+    r"(?:想|要|打算|准备)(?:要)?(?:永远)?离开这个世界", r"想(?:要)?一了百了|一了百了算了",
+    r"(?:说|跟我|跟我们|跟大家|发了?)[^。！？\n]{0,4}永别",
+    # 把东西都送人了
+    r"把(?:自己|她|他)?(?:的)?(?:东西|心爱的[^。，,]{0,4}|宝贝|珍藏|收藏)[^。，,]{0,6}(?:都|全|全部)(?:送人|送给|分给|送掉|送出去)",
+)
 _DISTRESS_OTHER = _rx(rf"\b(?:kill|hurt|harm|cut|burn|starv)\w* {_SELVES}\b", r"\btak\w+ (?:his|her|their) (?:own )?life\b",
                       r"\b(?:wants?|wanting|going) to (?:die|end it|disappear|vanish)\b", r"\bend(?:ing)? it all\b",
                       r"\b(?:doesn'?t|does not|don'?t|didn'?t) (?:want|wanna) to (?:live|be alive|be here|exist|wake up)\b",
@@ -234,17 +297,17 @@ _DISTRESS_OTHER = _rx(rf"\b(?:kill|hurt|harm|cut|burn|starv)\w* {_SELVES}\b", r"
                       r"\bin front of a (?:train|bus|car)\b", r"\b(?:pills|tablets|meds)\b.{0,40}\b(?:saved|stockpil\w*|hoard\w*|took a handful)\b",
                       r"\boverdos\w*\b", r"\bself[- ]?harm\w*\b", r"\bsuicid\w*\b",
                       r"\b(?:touch|abus|molest|groom)\w* (?:him|her|them)\b", r"\bhits? (?:her|him|them)\b", r"\bbruises?\b",
-                      r"\blocks? (?:him|her|them) (?:in|up)\b",
+                      r"\blocks? (?:him|her|them) (?:in|up)\b", *_PASSIVE_OTHER,
                       r"去死", r"卧轨", r"跳楼", r"跳下去", r"跳河", r"割腕", r"割自己", r"自残", r"自杀", r"不想活", r"活够了",
-                      r"吃了一把.{0,4}药", r"攒.{0,6}药", r"拖累", r"告别", r"想消失", r"(?:打|摸)(?:她|他)", r"淤青", r"锁在")
-_SOMEONE_CLOSE = _rx(r"\b(?:sister|brother|son|daughter|kid|child|teen(?:ager)?|friend|mate|roommate|flatmate|partner|"
-                     r"girlfriend|boyfriend|husband|wife|mum|mom|mother|dad|father|parent|grand(?:ma|pa|mother|father)|"
-                     r"cousin|nephew|niece|student|pupil|coworker|colleague|neighbou?r)s?\b",
-                     r"妹妹|姐姐|弟弟|哥哥|儿子|女儿|孩子|朋友|同学|室友|学生|老公|老婆|丈夫|妻子|男朋友|女朋友|爸|妈|"
-                     r"外公|外婆|爷爷|奶奶|表妹|表弟|同事|邻居|外甥")
+                      r"吃了一把.{0,4}药", r"攒.{0,6}药", r"拖累", r"告别", r"想消失", r"(?:打|摸)(?:她|他)", r"淤青", r"锁在",
+                      *_PASSIVE_OTHER_ZH)
+_SOMEONE_CLOSE = _rx(rf"\b{_CLOSE_EN}\b", r"\b\d{1,2}[- ](?:year|yr)s?[- ]old\b", _CLOSE_ZH)
 _FIRST_PERSON_DANGER = _rx(r"\bI(?:'m| am)? (?:want|going|plan(?:ning)?) to (?:die|kill myself|end (?:it|my life))\b",
                            r"\bkill(?:ing)? myself\b", r"\b(?:hurt|cut|harm)(?:ing)? myself\b",
-                           r"我(?:也|真的|就)?(?:想死|不想活|想自杀|想消失|想结束|想伤害自己)")
+                           r"\bI (?:\w+ )?(?:wanted|wish(?:ed)?) to (?:die|disappear|not exist)\b", r"\bif i (?:was|were) gone\b",
+                           r"\bbetter off without me\b", r"\bI(?:['’]m| am) (?:just |such )?an? burden\b",
+                           r"我(?:也|真的|就)?(?:想死|不想活|想自杀|想消失|想结束|想伤害自己)", r"没有我会",
+                           r"我(?:觉得|就是|只是)?(?:自己)?(?:是)?(?:大家的|家里的|所有人的)?(?:负担|累赘)")
 _FIRST_PERSON = _rx(r"\bI\b", r"\bmy\b", r"\bme\b", r"我")
 
 
