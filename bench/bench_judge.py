@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ ANSWER = ("Banana bread is forgiving. Mash three very ripe bananas, stir in a th
           "buttered loaf pan. Bake for about an hour, until a skewer comes out clean, and let it cool before slicing.")
 
 
-def held_out(encoder: str, data_dir: Path, scratch: Path, extra: list[Path] = (), extra_weight: float = 1.0) -> dict:
+def held_out(encoder: str, data_dir: Path, scratch: Path, extra: Sequence[Path] = (), extra_weight: float = 1.0) -> dict:
     from contextlib import redirect_stdout
     from io import StringIO
 

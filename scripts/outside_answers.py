@@ -36,16 +36,13 @@ PYRIT_VERSION = "1.1.0"
 PYRIT_SHA256 = "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a"
 MANY_SHOT = "pyrit/datasets/jailbreak/many_shot_examples.json"
 ADVBENCH = "pyrit/datasets/seed_datasets/local/adv_bench.prompt"
-NEAR = 0.6
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_card import NEAR, OverlapIndex, normalise  # noqa: E402  (the data card's own overlap check)
 
 
-def _norm(text: str) -> str:
+def _split_key(text: str) -> str:
+    """The held-out split hashes this form; kept as first published so the split does not move."""
     return re.sub(r"[^a-z0-9 ]+", "", text.lower()).strip()
-
-
-def _grams(text: str) -> set[str]:
-    t = _norm(text)
-    return {t[i:i + 5] for i in range(max(1, len(t) - 4))}
 
 
 def _download(dest: Path) -> Path:
@@ -71,7 +68,7 @@ def _measured_on(wheel: zipfile.ZipFile, data_dir: Path) -> list[str]:
 
 
 def held_out(prompt: str, share: float) -> bool:
-    return int(hashlib.sha256(_norm(prompt).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+    return int(hashlib.sha256(_split_key(prompt).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
 
 
 def main() -> int:
@@ -94,8 +91,7 @@ def main() -> int:
             rows = json.loads(wheel.read(MANY_SHOT))
             measured = _measured_on(wheel, args.data_dir)
 
-    measured_norm = {_norm(p) for p in measured}
-    measured_grams = [_grams(p) for p in measured]
+    index = OverlapIndex(measured)
     kept: list[dict] = []
     dropped = 0
     for r in rows:
@@ -103,8 +99,7 @@ def main() -> int:
         if not prompt or not answer:
             dropped += 1
             continue
-        g = _grams(prompt)
-        if _norm(prompt) in measured_norm or any(len(g & m) / len(g | m) >= NEAR for m in measured_grams):
+        if normalise(prompt) in index.exact or index.best(prompt) >= NEAR:
             dropped += 1
             continue
         harmful = _harmful(str(r.get("category", "")))

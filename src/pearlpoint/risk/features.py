@@ -236,11 +236,12 @@ _CLOSE_ZH = (r"(?:妹妹|姐姐|弟弟|哥哥|儿子|女儿|孩子|朋友|同学
 # burden", "she's been giving away her things"): conditional or reported speech about *their* absence,
 # so an ordinary past-tense story ("nobody noticed she was gone from the party") does not count.
 _THEY = r"(?:she|he|they)"
-_IF_THEY_GONE = (rf"\bif {_THEY}(?:(?: (?:was|were|is|are|had|just|really|ever))*(?:['’]s|['’]re)? "
-                 r"(?:gone(?! (?:from|to|out|on|off|away|shopping|home|for (?!good\b|ever\b)))|dead|died|disappeared|vanished)"
-                 r"|(?: (?:was|were|is|are))?(?:['’]s|['’]re)? (?:not|no longer) (?:here|around|alive)"
-                 r"|(?: wasn['’]?t| weren['’]?t| isn['’]?t| aren['’]?t) (?:here|around|alive)"
-                 r"|(?: had)? never (?:been born|existed))\b")
+_THEY_GONE = (rf"if {_THEY}(?:(?: (?:was|were|is|are|had|just|really|ever))*(?:['’]s|['’]re)? "
+              r"(?:gone(?! (?:from|to|out|on|off|away|shopping|home|for (?!good\b|ever\b)))|dead|died|disappeared|vanished)"
+              r"|(?: (?:was|were|is|are))?(?:['’]s|['’]re)? (?:not|no longer) (?:here|around|alive)"
+              r"|(?: wasn['’]?t| weren['’]?t| isn['’]?t| aren['’]?t) (?:here|around|alive)"
+              r"|(?: had)? never (?:been born|existed))\b")
+_IF_THEY_GONE = r"\b" + _THEY_GONE
 _SAID = (r"\b(?:say|says|said|saying|think|thinks|thought|feel|feels|felt|tells?|told|telling|writes?|wrote|"
          r"texts?|texted|texting|messag(?:es|ed|ing)|posts?|posted|believes?|believed|convinced|insists?|insisted)\b")
 _PASSIVE_OTHER = (
@@ -252,7 +253,7 @@ _PASSIVE_OTHER = (
     # (she says) everyone would be better off without her / if he was gone
     _SAID + r"[^.?!\n]{0,40}\b(?:everyone|everybody|the (?:world|family)|people|we(?: would|['’]d)? all|all of us|"
     r"(?:her|his|their) (?:family|parents|friends|mum|mom|dad|kids|sister|brother))\b[^.?!\n]{0,20}\bbetter off "
-    r"(?:without (?:her|him|them)\b|" + _IF_THEY_GONE[2:] + ")",
+    r"(?:without (?:her|him|them)\b|" + _THEY_GONE + ")",
     # he says he's a burden / feels like a burden / calls herself a burden
     _SAID + rf"(?: (?:me|us|everyone|that))* {_THEY}(?:['’]s|['’]re| is| are| was| were| feels? like| felt like)"
     r"(?: just| only| such| nothing but| always)? (?:an? )?(?:burden|waste of space)\b",
