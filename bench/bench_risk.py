@@ -96,6 +96,8 @@ def quality(assessor, rows, label: str) -> dict:
 
 def speed(assessor, texts: list[str]) -> dict:
     assessor.assess_batch(texts[:32])  # warm-up
+    counts = getattr(assessor, "fast_counts", None)
+    before = dict(counts) if counts else None
     t0 = time.perf_counter()
     assessor.assess_batch(texts)
     batched = len(texts) / (time.perf_counter() - t0)
@@ -106,7 +108,11 @@ def speed(assessor, texts: list[str]) -> dict:
         lat.append((time.perf_counter() - s) * 1000)
     lat.sort()
     return {"batched_prompts_per_s": round(batched, 1), "single_ms_median": round(statistics.median(lat), 2),
-            "single_ms_p95": round(lat[int(0.95 * (len(lat) - 1))], 2), "n_batched": len(texts), "n_single": len(lat)}
+            "single_ms_p95": round(lat[int(0.95 * (len(lat) - 1))], 2), "n_batched": len(texts), "n_single": len(lat),
+            # the share of texts (whole prompts and last segments) the fast path decided, when there is one
+            **({"fast_path_share": round((counts["fast"] - before["fast"]) /
+                                         max(1, sum(counts.values()) - sum(before.values())), 3)}
+               if counts and getattr(assessor, "fast_heads", None) is not None else {})}
 
 
 def llm_validity(n: int) -> dict:
@@ -211,11 +217,16 @@ def main() -> int:
             E.F.decode_views = original
             assert F.extract is F_extract
     mix = [r.text for r in splits["test"] if len(r.text) < 600][:512]
+    # safe traffic: the test split's benign rows (look-alikes, everyday, distress: harder than real traffic)
+    safe = [r.text for r in splits["test"] if not r.harmful and len(r.text) < 600][:512]
     if not ARGS.no_speed:
-        for name, assessor in variants:  # side by side, in one process
-            report["speed" if name == "shipped" else f"speed_{name}"] = sp = speed(assessor, mix)
-            print(json.dumps({"variant": name, "encoder_precision": assessor.heads.card.get("encoder_precision", "fp32"),
-                              **sp}), flush=True)
+        for traffic, texts in (("", mix), ("_safe", safe)):
+            for name, assessor in variants:  # side by side, in one process
+                key = ("speed" if name == "shipped" else f"speed_{name}") + traffic
+                report[key] = sp = speed(assessor, texts)
+                print(json.dumps({"variant": name, "traffic": traffic.strip("_") or "test mix",
+                                  "encoder_precision": assessor.heads.card.get("encoder_precision", "fp32"),
+                                  **sp}), flush=True)
     if ARGS.llm:
         report["llm_validity"] = llm_validity(ARGS.llm)
         print(json.dumps(report["llm_validity"]), flush=True)

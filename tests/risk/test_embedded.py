@@ -50,8 +50,12 @@ def test_the_strict_operating_point_flags_at_least_what_balanced_flags(embedded_
     strict = get_assessor("embedded", operating_point="strict")
     prompts = LOOKALIKES + ["How could someone get into a neighbour's wifi without the password?",
                             "what household chemicals should never be mixed, and why"]
-    for b, s in zip(embedded_assessor.assess_batch(prompts), strict.assess_batch(prompts), strict=True):
-        assert s.harmful_probability == b.harmful_probability  # the same scores, another threshold
+    from pearlpoint.risk.embedded import EmbeddedAssessor
+
+    full = EmbeddedAssessor(fast_path=False, encoder=embedded_assessor.encoder)  # strict reads all in full
+    for b, s, f in zip(embedded_assessor.assess_batch(prompts), strict.assess_batch(prompts),
+                       full.assess_batch(prompts), strict=True):
+        assert s.harmful_probability == f.harmful_probability  # the same scores, another threshold
         assert (s.level.value != "R0") >= (b.level.value != "R0")
     with pytest.raises(ConfigError, match="operating point 'lenient'"):
         get_assessor("embedded", operating_point="lenient")

@@ -28,17 +28,20 @@ _EMBEDDED: dict[str, Any] = {}
 def get_embedded(weights_dir: str | None = None, policy_file: str | None = None,
                  operating_point: str | None = None) -> Any:
     """One EmbeddedAssessor per (weights, policy, operating point) per process: loading the encoder takes
-    seconds. ``operating_point`` balanced (default) | strict; ``PEARL_RISK_OPERATING_POINT`` sets the default."""
+    seconds. ``operating_point`` balanced (default) | strict; ``PEARL_RISK_OPERATING_POINT`` sets the default.
+    ``PEARL_RISK_FAST_PATH=off`` reads every prompt with both encoders (no USE-only fast path)."""
     import os
 
     from pearlpoint.policy import get_policy
     from pearlpoint.risk.embedded import EmbeddedAssessor
 
     point = operating_point or os.environ.get("PEARL_RISK_OPERATING_POINT", "").strip() or "balanced"
-    key = f"{weights_dir}|{policy_file}|{point}"
+    fast = os.environ.get("PEARL_RISK_FAST_PATH", "on").strip().lower() not in ("off", "0", "false", "no")
+    key = f"{weights_dir}|{policy_file}|{point}|{fast}"
     with _LOCK:
         if key not in _EMBEDDED:
-            _EMBEDDED[key] = EmbeddedAssessor(weights_dir, policy=get_policy(policy_file), operating_point=point)
+            _EMBEDDED[key] = EmbeddedAssessor(weights_dir, policy=get_policy(policy_file), operating_point=point,
+                                              fast_path=fast)
         return _EMBEDDED[key]
 
 

@@ -79,6 +79,15 @@ def feature_columns(card_names: list[str] | None) -> np.ndarray | None:
     return np.array([index[n] for n in card_names])
 
 
+def fast_eligible(text: str, feats: F.FeatureResult) -> bool:
+    """Distress wording (the writer's own or someone else's) and a named means of mass harm always get the
+    full reading: the USE-only heads miss some distress told about others (a teacher asking about a pupil
+    who wrote of wanting to die) and rare weapon names (TATP, napalm) that MiniLM knows."""
+    if any(feats.value(n) > 0 for n in F.DISTRESS_FEATURES):
+        return False
+    return not any(mass_harm_cue(v) for v in [text] + [v for _, v in feats.views.views])
+
+
 class EmbeddedAssessor:
     """Fast offline assessor. Thread-safe for reading; one encoder per process."""
 
@@ -86,7 +95,7 @@ class EmbeddedAssessor:
 
     def __init__(self, weights_dir: str | Path | None = None, policy: Policy | None = None,
                  encoder: Any = None, batch_size: int = 64, read_payload: bool = True,
-                 operating_point: str = "balanced") -> None:
+                 operating_point: str = "balanced", fast_path: bool = True) -> None:
         self.read_payload = read_payload  # also assess the last segment (see _worse_with_payload)
         self.heads = RiskHeads.load(weights_dir)
         try:
@@ -108,6 +117,22 @@ class EmbeddedAssessor:
         self._finetuned_dir = Path(weights_dir) / str(ft.get("dir", "finetuned")) if ft else None
         self._finetuned: Any = None
         self.variant = "finetuned" if ft else "frozen"
+        # The fast path (card ``fast_path``): heads on USE vectors alone read every text first, and a text
+        # they call plainly benign (harm, distress and attack form all below the card's bounds, fitted on
+        # calibration rows) is decided there; only the rest is read with both encoders.
+        fp = self.heads.card.get("fast_path") or {}
+        self.fast_heads: RiskHeads | None = None
+        self.fast_bounds: dict[str, float] = {}
+        # (bounds are fitted against the balanced point's decisions, so the strict point reads everything in full)
+        if fp and fast_path and self.variant == "frozen" and operating_point == "balanced":
+            self.fast_heads = RiskHeads.load(weights_dir, sub=str(fp.get("dir", "fast")))
+            if (self.heads.card.get("encoder"), self.fast_heads.card.get("encoder")) != ("minilm+use-m3", "use-m3") \
+                    or self.fast_heads.category_ids != self.category_ids:
+                raise ConfigError("the risk heads' fast path needs minilm+use-m3 heads with use-m3 fast heads "
+                                  "over the same categories; retrain it with python -m pearlpoint.risk.fast_path")
+            self.fast_bounds = {k: float(fp[k]) for k in ("harm_below", "distress_below", "adversarial_below")}
+            self._fast_columns = feature_columns(self.fast_heads.card.get("feature_names"))
+        self.fast_counts = {"fast": 0, "full": 0}
 
     @property
     def encoder(self) -> Any:
@@ -132,19 +157,55 @@ class EmbeddedAssessor:
             from pearlpoint.embeddings import embedding_dim
 
             return np.zeros((0, embedding_dim(self.encoder)), dtype=np.float32)
-        return np.asarray(self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                              convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+        return self._encode_with(self.encoder, texts)
 
     def score(self, texts: list[str]) -> list[TextScores]:
         units, feats, wins = build_units(texts, getattr(self.encoder, "tokenizer", None))
-        emb = self.embed([u.text for u in units])
+        if self.fast_heads is None or not units:
+            return self._scores(self.heads, self._feature_columns, texts, units, feats, wins,
+                                self.embed([u.text for u in units]))
+        use_emb, fast = self._fast(texts, units, feats, wins)
+        b = self.fast_bounds
+        full = [i for i, s in enumerate(fast) if not (s.p_harm < b["harm_below"] and s.p_distress < b["distress_below"]
+                                                       and s.p_adv < b["adversarial_below"]
+                                                       and fast_eligible(texts[i], s.feats))]
+        self.fast_counts["fast"] += len(texts) - len(full)
+        self.fast_counts["full"] += len(full)
+        if not full:
+            return fast
+        keep = np.flatnonzero(np.isin([u.owner for u in units], full))
+        renum = {old: new for new, old in enumerate(full)}
+        sub_units = [Unit(renum[units[k].owner], units[k].label, units[k].text) for k in keep]
+        emb = np.hstack([self._encode_with(self.encoder.parts[0], [u.text for u in sub_units]), use_emb[keep]])
+        rescored = self._scores(self.heads, self._feature_columns, [texts[i] for i in full], sub_units,
+                                [feats[i] for i in full], [wins[i] for i in full], emb)
+        for i, s in zip(full, rescored, strict=True):
+            fast[i] = s
+        return fast
+
+    def _fast(self, texts: list[str], units: list[Unit], feats: list[F.FeatureResult],
+              wins: list[Windowing]) -> tuple[np.ndarray, list[TextScores]]:
+        assert self.fast_heads is not None
+        use_emb = self._encode_with(self.encoder.parts[1], [u.text for u in units])  # minilm+use-m3: USE second
+        return use_emb, self._scores(self.fast_heads, self._fast_columns, texts, units, feats, wins, use_emb)
+
+    def score_fast(self, texts: list[str]) -> list[TextScores]:
+        """The fast heads' reading of every text (what the fast path decides on; fit_fast_path reads it)."""
+        units, feats, wins = build_units(texts, getattr(self.encoder, "tokenizer", None))
+        return self._fast(texts, units, feats, wins)[1]
+
+    def _encode_with(self, encoder: Any, texts: list[str]) -> np.ndarray:
+        return np.asarray(encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+
+    def _scores(self, h: RiskHeads, columns: np.ndarray | None, texts: list[str], units: list[Unit],
+                feats: list[F.FeatureResult], wins: list[Windowing], emb: np.ndarray) -> list[TextScores]:
         fmat = np.stack([feats[u.owner].vector for u in units]) if units else np.zeros((0, len(F.FEATURE_NAMES)))
-        blocks = [emb, fmat[:, self._feature_columns] if self._feature_columns is not None else fmat]
-        if self.heads.ngram_buckets:
-            nb = self.heads.ngram_buckets
+        blocks = [emb, fmat[:, columns] if columns is not None else fmat]
+        if h.ngram_buckets:
+            nb = h.ngram_buckets
             blocks.append(np.stack([F.ngram_vector(u.text, nb) for u in units]) if units else np.zeros((0, nb)))
         X = np.hstack(blocks).astype(np.float32)
-        h = self.heads
         harm_z = h.harm.logits(X)[:, 0]
         if self.variant == "finetuned" and units:
             harm_z = harm_z + self.finetuned_weight * self.finetuned.logits([u.text for u in units]).harm

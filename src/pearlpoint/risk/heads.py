@@ -140,10 +140,14 @@ class RiskHeads:
                                          encoding="utf-8")
 
     @classmethod
-    def load(cls, weights_dir: str | Path | None = None) -> RiskHeads:
+    def load(cls, weights_dir: str | Path | None = None, sub: str = "") -> RiskHeads:
+        """Heads from ``weights_dir`` (None: the packaged ones), or from its sub-folder ``sub``."""
+        if weights_dir is not None and sub:
+            weights_dir, sub = Path(weights_dir) / sub, ""
         try:
             if weights_dir is None:
                 root = resources.files("pearlpoint.risk").joinpath("weights")
+                root = root.joinpath(sub) if sub else root
                 with resources.as_file(root.joinpath(WEIGHTS_FILE)) as wf:
                     arrays = dict(np.load(wf, allow_pickle=False))
                 card = json.loads(root.joinpath(CARD_FILE).read_text("utf-8"))
@@ -156,7 +160,7 @@ class RiskHeads:
             raise ConfigError(f"risk head weights not found in {where}: run "
                               "`python -m pearlpoint.risk.train --data-dir ../shared/data --out src/pearlpoint/risk/weights/`") from exc
         except Exception as exc:  # noqa: BLE001 - a truncated npz, a card that is not JSON
-            where = Path(weights_dir) if weights_dir else Path(str(resources.files("pearlpoint.risk").joinpath("weights")))
+            where = Path(weights_dir) if weights_dir else Path(str(resources.files("pearlpoint.risk").joinpath("weights"))) / sub
             raise ConfigError(f"{where / WEIGHTS_FILE} (+ {CARD_FILE}): the risk head weights cannot be read "
                               f"({type(exc).__name__}: {exc}); reinstall pearlpoint or retrain them") from None
         try:
