@@ -190,7 +190,7 @@ class EmbeddedAssessor:
         return use_emb, self._scores(self.fast_heads, self._fast_columns, texts, units, feats, wins, use_emb)
 
     def score_fast(self, texts: list[str]) -> list[TextScores]:
-        """The fast heads' reading of every text (what the fast path decides on; fit_fast_path reads it)."""
+        """The fast heads' reading of every text (what the fast path decides on; python -m pearlpoint.risk.fast_path fits its bounds on it)."""
         units, feats, wins = build_units(texts, getattr(self.encoder, "tokenizer", None))
         return self._fast(texts, units, feats, wins)[1]
 
