@@ -3,11 +3,11 @@
 Most real traffic is benign and most of the assessor's time is MiniLM. Heads on USE vectors alone (trained
 by ``python -m pearlpoint.risk.train --encoder use-m3``) read every text first; a text whose fast harm,
 distress and attack-form probabilities are all below the bounds fitted here is decided by them, the rest
-by the full MiniLM + USE heads. The bounds are fitted on calibration rows only: the largest accepted share
-of rows such that at most ``--max-miss`` of the rows the full heads do *not* call plainly benign (level
-above R0, a category other than none, distress or attack form at 0.5 or more, a vulnerable-writer share
-of 0.3 or more; a text with distress wording or naming a means of mass harm never takes the fast path) would be taken by the fast
-path. The test splits are never looked at.
+by the full MiniLM + USE heads. A text with distress wording or naming a means of mass harm never takes
+the fast path. The bounds are fitted on calibration rows only: the largest accepted share of rows such
+that at most ``--max-miss`` of the rows the full heads do *not* call plainly benign (level above R0, a
+category other than none, distress or attack form at 0.5 or more, a vulnerable-writer share of 0.3 or
+more) would be taken by the fast path. The test splits are never looked at.
 
     python -m pearlpoint.risk.fast_path --data-dir ../shared/data --weights src/pearlpoint/risk/weights \\
         --fast runs/heads-use-fast
@@ -38,7 +38,7 @@ def needs_full(a) -> bool:
 
 def fit_bounds(fast: np.ndarray, needs: np.ndarray, max_miss: float, eligible: np.ndarray | None = None) -> dict:
     """``fast``: (n, 3) fast harm / distress / attack-form probabilities; ``needs``: (n,) bool; ``eligible``:
-    (n,) bool, rows the fast path may take at all (no distress wording)."""
+    (n,) bool, rows the fast path may take at all (``embedded.fast_eligible``)."""
     best: dict = {}
     eligible = np.ones(len(fast), dtype=bool) if eligible is None else eligible
     harm_grid = sorted(set(np.quantile(fast[:, 0], np.linspace(0.02, 0.9, 45)).round(4)))
@@ -78,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     needs = np.array([needs_full(a) for a in full.assess_batch(texts)])
     card["fast_path"] = {"dir": "fast", "harm_below": 0.0, "distress_below": 0.0, "adversarial_below": 0.0}
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    fast = EmbeddedAssessor(args.weights).score_fast(texts)
+    # (a card naming the fast heads is what loads them; the encoder is the one already loaded)
+    fast = EmbeddedAssessor(args.weights, encoder=full.encoder).score_fast(texts)
     probs = np.array([[s.p_harm, s.p_distress, s.p_adv] for s in fast])
-    bounds = fit_bounds(probs, needs, args.max_miss, np.array([fast_eligible(t, s.feats) for t, s in zip(texts, fast, strict=True)]))
+    eligible = np.array([fast_eligible(t, s.feats) for t, s in zip(texts, fast, strict=True)])
+    bounds = fit_bounds(probs, needs, args.max_miss, eligible)
     card["fast_path"] = {"dir": "fast", **bounds, "max_miss": args.max_miss, "calib_rows": len(rows),
                          "rule": "fast heads decide a text when harm, distress and attack form are all below "
                                  "the bounds; bounds: most rows accepted on calib with at most max_miss of the "

@@ -156,7 +156,7 @@ class RiskHeads:
                 arrays = dict(np.load(d / WEIGHTS_FILE, allow_pickle=False))
                 card = json.loads((d / CARD_FILE).read_text("utf-8"))
         except FileNotFoundError as exc:
-            where = weights_dir or "the package"
+            where = weights_dir or ("the package" + (f" (weights/{sub})" if sub else ""))
             raise ConfigError(f"risk head weights not found in {where}: run "
                               "`python -m pearlpoint.risk.train --data-dir ../shared/data --out src/pearlpoint/risk/weights/`") from exc
         except Exception as exc:  # noqa: BLE001 - a truncated npz, a card that is not JSON
